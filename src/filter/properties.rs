@@ -1,0 +1,103 @@
+//! The filter's properties view: localised controls, the model list from the installed
+//! manifests, and a status line with the runtime/model state and measured inference time.
+
+use super::settings::*;
+use super::Filter;
+use crate::obs::{cstring, module, sys};
+use std::ffi::CString;
+
+fn t(key: &str) -> *const std::os::raw::c_char {
+    module::text(key)
+}
+
+fn k(key: &str) -> CString {
+    cstring(key)
+}
+
+/// Builds the properties; `filter` is `None` when OBS asks without an instance.
+pub(super) unsafe fn build(filter: Option<&Filter>) -> *mut sys::obs_properties_t {
+    let props = sys::obs_properties_create();
+
+    if let Some(f) = filter {
+        let (status, is_error) = f.status();
+        let s = cstring(&status);
+        let p = sys::obs_properties_add_text(props, c"status".as_ptr(), s.as_ptr(), sys::obs_text_type::OBS_TEXT_INFO);
+        if is_error {
+            sys::obs_property_text_set_info_type(p, sys::obs_text_info_type::OBS_TEXT_INFO_ERROR);
+        }
+    }
+
+    let list = sys::obs_properties_add_list(
+        props,
+        k(KEY_MODEL).as_ptr(),
+        t("Model"),
+        sys::obs_combo_type::OBS_COMBO_TYPE_LIST,
+        sys::obs_combo_format::OBS_COMBO_FORMAT_STRING,
+    );
+    let models = super::available_models();
+    if models.is_empty() {
+        let none = cstring(&module::text_string("Status.NoModels"));
+        sys::obs_property_list_add_string(list, none.as_ptr(), c"".as_ptr());
+    }
+    for m in &models {
+        let (name, id) = (cstring(&m.name), cstring(&m.id));
+        sys::obs_property_list_add_string(list, name.as_ptr(), id.as_ptr());
+    }
+
+    let mode = sys::obs_properties_add_list(
+        props,
+        k(KEY_MODE).as_ptr(),
+        t("Mode"),
+        sys::obs_combo_type::OBS_COMBO_TYPE_LIST,
+        sys::obs_combo_format::OBS_COMBO_FORMAT_STRING,
+    );
+    for (_, value, label) in Mode::ALL {
+        let v = cstring(value);
+        sys::obs_property_list_add_string(mode, t(label), v.as_ptr());
+    }
+    sys::obs_property_set_modified_callback(mode, Some(mode_modified));
+
+    sys::obs_properties_add_float_slider(props, k(KEY_BLUR_STRENGTH).as_ptr(), t("BlurStrength"), 1.0, 100.0, 1.0);
+    let filter_text = cstring(&module::text_string("ImageFilter"));
+    sys::obs_properties_add_path(
+        props,
+        k(KEY_IMAGE_PATH).as_ptr(),
+        t("ImagePath"),
+        sys::obs_path_type::OBS_PATH_FILE,
+        filter_text.as_ptr(),
+        std::ptr::null(),
+    );
+    sys::obs_properties_add_color(props, k(KEY_COLOR).as_ptr(), t("Color"));
+    sys::obs_properties_add_float_slider(props, k(KEY_THRESHOLD).as_ptr(), t("Threshold"), 0.01, 0.99, 0.01);
+    sys::obs_properties_add_float_slider(props, k(KEY_EDGE_SOFTNESS).as_ptr(), t("EdgeSoftness"), 0.0, 1.0, 0.01);
+    sys::obs_properties_add_float_slider(
+        props,
+        k(KEY_TEMPORAL_SMOOTHING).as_ptr(),
+        t("TemporalSmoothing"),
+        0.0,
+        0.95,
+        0.01,
+    );
+    props
+}
+
+/// Shows only the controls that matter for the chosen background mode.
+unsafe extern "C" fn mode_modified(
+    props: *mut sys::obs_properties_t,
+    _p: *mut sys::obs_property_t,
+    settings: *mut sys::obs_data_t,
+) -> bool {
+    crate::guard("mode_modified", false, || {
+        let mode = Mode::parse(&crate::obs::data::Data(settings).string(KEY_MODE));
+        let show = |key: &str, visible: bool| {
+            let p = sys::obs_properties_get(props, k(key).as_ptr());
+            if !p.is_null() {
+                sys::obs_property_set_visible(p, visible);
+            }
+        };
+        show(KEY_BLUR_STRENGTH, mode == Mode::Blur || mode == Mode::Image);
+        show(KEY_IMAGE_PATH, mode == Mode::Image);
+        show(KEY_COLOR, mode == Mode::Color);
+        true
+    })
+}

@@ -1,0 +1,155 @@
+//! The filter's settings: stable snake_case keys, defaults, and a validated plain struct.
+
+use crate::obs::data::Data;
+
+pub const KEY_MODEL: &str = "model";
+pub const KEY_MODE: &str = "mode";
+pub const KEY_THRESHOLD: &str = "threshold";
+pub const KEY_EDGE_SOFTNESS: &str = "edge_softness";
+pub const KEY_TEMPORAL_SMOOTHING: &str = "temporal_smoothing";
+pub const KEY_BLUR_STRENGTH: &str = "blur_strength";
+pub const KEY_IMAGE_PATH: &str = "image_path";
+pub const KEY_COLOR: &str = "color";
+
+/// The default model id (MediaPipe selfie segmentation, general 256x256).
+pub const DEFAULT_MODEL: &str = "selfie_general";
+
+/// What replaces the background.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Blur,
+    Image,
+    Color,
+    Transparent,
+}
+
+impl Mode {
+    /// All modes with their setting value and locale key, in list order.
+    pub const ALL: [(Mode, &'static str, &'static str); 4] = [
+        (Mode::Blur, "blur", "Mode.Blur"),
+        (Mode::Image, "image", "Mode.Image"),
+        (Mode::Color, "color", "Mode.Color"),
+        (Mode::Transparent, "transparent", "Mode.Transparent"),
+    ];
+
+    /// Parses a setting value; unknown values give blur (the mode that never shows the room).
+    pub fn parse(value: &str) -> Mode {
+        Self::ALL.iter().find(|(_, v, _)| *v == value).map_or(Mode::Blur, |(m, _, _)| *m)
+    }
+}
+
+/// Validated settings. Ranges: threshold, softness, smoothing 0..1; blur strength 1..100 px.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub model: String,
+    pub mode: Mode,
+    pub threshold: f32,
+    pub edge_softness: f32,
+    pub temporal_smoothing: f32,
+    /// Blur radius in px at the source's resolution.
+    pub blur_strength: f32,
+    pub image_path: String,
+    /// Background colour as OBS stores it: 0xAABBGGRR.
+    pub color: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            model: DEFAULT_MODEL.into(),
+            mode: Mode::Blur,
+            threshold: 0.5,
+            edge_softness: 0.3,
+            temporal_smoothing: 0.6,
+            blur_strength: 24.0,
+            image_path: String::new(),
+            color: 0xFF00_B140, // a chroma green, opaque
+        }
+    }
+}
+
+impl Settings {
+    /// Writes the defaults into an OBS settings object (`get_defaults`).
+    pub fn write_defaults(data: Data) {
+        let d = Settings::default();
+        data.default_string(KEY_MODEL, &d.model);
+        data.default_string(KEY_MODE, "blur");
+        data.default_double(KEY_THRESHOLD, d.threshold as f64);
+        data.default_double(KEY_EDGE_SOFTNESS, d.edge_softness as f64);
+        data.default_double(KEY_TEMPORAL_SMOOTHING, d.temporal_smoothing as f64);
+        data.default_double(KEY_BLUR_STRENGTH, d.blur_strength as f64);
+        data.default_string(KEY_IMAGE_PATH, "");
+        data.default_int(KEY_COLOR, d.color as i64);
+    }
+
+    /// Reads and validates settings from OBS (`update`).
+    pub fn read(data: Data) -> Self {
+        Self::validated(Settings {
+            model: data.string(KEY_MODEL),
+            mode: Mode::parse(&data.string(KEY_MODE)),
+            threshold: data.double(KEY_THRESHOLD) as f32,
+            edge_softness: data.double(KEY_EDGE_SOFTNESS) as f32,
+            temporal_smoothing: data.double(KEY_TEMPORAL_SMOOTHING) as f32,
+            blur_strength: data.double(KEY_BLUR_STRENGTH) as f32,
+            image_path: data.string(KEY_IMAGE_PATH),
+            color: data.int(KEY_COLOR) as u32,
+        })
+    }
+
+    /// Clamps every value into its range; non-finite numbers fall back to the default.
+    pub fn validated(mut self) -> Self {
+        let d = Settings::default();
+        let fix = |v: f32, lo: f32, hi: f32, def: f32| if v.is_finite() { v.clamp(lo, hi) } else { def };
+        self.threshold = fix(self.threshold, 0.01, 0.99, d.threshold);
+        self.edge_softness = fix(self.edge_softness, 0.0, 1.0, d.edge_softness);
+        self.temporal_smoothing = fix(self.temporal_smoothing, 0.0, 0.95, d.temporal_smoothing);
+        self.blur_strength = fix(self.blur_strength, 1.0, 100.0, d.blur_strength);
+        if self.model.trim().is_empty() {
+            self.model = d.model;
+        }
+        self
+    }
+
+    /// The background colour as straight-alpha RGBA floats in 0..1.
+    pub fn color_rgba(&self) -> [f32; 4] {
+        let c = self.color;
+        [c & 0xFF, (c >> 8) & 0xFF, (c >> 16) & 0xFF, (c >> 24) & 0xFF].map(|v| v as f32 / 255.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_clamps_and_replaces_nonsense() {
+        let s = Settings {
+            threshold: 7.0,
+            edge_softness: -1.0,
+            temporal_smoothing: f32::NAN,
+            blur_strength: 0.0,
+            model: " ".into(),
+            ..Settings::default()
+        }
+        .validated();
+        assert_eq!(s.threshold, 0.99);
+        assert_eq!(s.edge_softness, 0.0);
+        assert_eq!(s.temporal_smoothing, Settings::default().temporal_smoothing);
+        assert_eq!(s.blur_strength, 1.0);
+        assert_eq!(s.model, DEFAULT_MODEL);
+    }
+
+    #[test]
+    fn obs_colour_is_abgr() {
+        let s = Settings { color: 0x80FF_0010, ..Settings::default() };
+        let [r, g, b, a] = s.color_rgba();
+        assert_eq!((r * 255.0, g * 255.0, b * 255.0), (16.0, 0.0, 255.0));
+        assert!((a - 128.0 / 255.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn unknown_mode_is_blur() {
+        assert_eq!(Mode::parse("image"), Mode::Image);
+        assert_eq!(Mode::parse("nonsense"), Mode::Blur);
+    }
+}

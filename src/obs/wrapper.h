@@ -1,0 +1,13 @@
+#include <obs-module.h>
+#include <obs.h>
+#include <obs-nix-platform.h>
+#include <graphics/graphics.h>
+#include <graphics/image-file.h>
+#include <graphics/vec4.h>
+#include <graphics/matrix4.h>
+#include <util/platform.h>
+#include <util/base.h>
+#include <util/bmem.h>
+#include <util/text-lookup.h>
+#include <util/dstr.h>
+#include <media-io/video-io.h>

@@ -1,0 +1,9 @@
+//! Segmentation: model manifests, ONNX Runtime loading, sessions, tensor packing and the worker
+//! thread that turns small frames into person masks.
+
+pub mod manifest;
+pub mod runtime;
+pub mod session;
+pub mod stats;
+pub mod tensor;
+pub mod worker;

@@ -1,0 +1,337 @@
+//! The per-filter worker thread: takes the newest small frame, runs the model, refines the mask
+//! and publishes it. Latest wins on both sides: a frame not yet taken is overwritten by a newer
+//! one, a mask not yet uploaded is overwritten by a newer one. Nothing queues, and the graphics
+//! thread never waits for inference (it only takes short, uncontended locks to swap buffers).
+
+use super::manifest::Manifest;
+use super::runtime;
+use super::session::{Model, SessionOptions};
+use super::stats::Rolling;
+use crate::mask::{self, TemporalSmoother};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// Locks a mutex, ignoring poisoning (a panic elsewhere must not take the video down).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the worker should run: set by the filter's `update`, read by the worker.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// The model to load (`None`: no valid model selected).
+    pub manifest: Option<Manifest>,
+    /// Why `manifest` is `None`, for the status line.
+    pub missing: String,
+    /// Temporal smoothing strength, 0..1.
+    pub temporal_smoothing: f32,
+    pub session: SessionOptions,
+}
+
+/// One small BGRA frame at the model's input size, handed from the graphics thread.
+#[derive(Default)]
+pub struct Frame {
+    /// Tightly packed BGRA rows (`width * 4` bytes each).
+    pub bgra: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    /// Frame counter of the graphics thread when it was rendered.
+    pub frame: u64,
+}
+
+/// The newest mask, published by the worker.
+#[derive(Default)]
+pub struct MaskSlot {
+    /// Person probability, 0..255, `width * height` bytes.
+    pub pixels: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    /// Graphics frame counter of the frame this mask was computed from.
+    pub frame: u64,
+    /// Increments with every published mask (0 = none yet).
+    pub sequence: u64,
+}
+
+/// Worker state shown in the filter's properties.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for the first model load.
+    Starting,
+    /// Loading the runtime or the model.
+    Loading(String),
+    /// Model loaded and running.
+    Running(String),
+    /// A failure the user can fix; video passes through unchanged.
+    Error(String),
+}
+
+/// Timing statistics of the worker, in ms.
+pub struct Timings {
+    pub preprocess: Rolling,
+    pub inference: Rolling,
+    pub postprocess: Rolling,
+    /// Whole worker cost of one frame: pre + inference + post.
+    pub total: Rolling,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Self {
+            preprocess: Rolling::new(300),
+            inference: Rolling::new(300),
+            postprocess: Rolling::new(300),
+            total: Rolling::new(300),
+        }
+    }
+}
+
+/// State shared between the filter (graphics and UI threads) and its worker.
+pub struct Shared {
+    input: Mutex<Input>,
+    wake: Condvar,
+    request: Mutex<(u64, Request)>,
+    /// The newest mask.
+    pub output: Mutex<MaskSlot>,
+    /// Current worker state.
+    pub state: Mutex<State>,
+    pub timings: Mutex<Timings>,
+    /// Frames handed over but overwritten before the worker took them.
+    pub frames_dropped: AtomicU64,
+    /// Input size (width << 32 | height) of the loaded model, 0 when none: the size the graphics
+    /// thread must downscale to.
+    pub input_size: AtomicU64,
+    stop: AtomicBool,
+}
+
+#[derive(Default)]
+struct Input {
+    frame: Frame,
+    pending: bool,
+    request_version: u64,
+}
+
+impl Shared {
+    fn new() -> Self {
+        Self {
+            input: Mutex::new(Input::default()),
+            wake: Condvar::new(),
+            request: Mutex::new((0, Request::default())),
+            output: Mutex::new(MaskSlot::default()),
+            state: Mutex::new(State::Starting),
+            timings: Mutex::new(Timings::default()),
+            frames_dropped: AtomicU64::new(0),
+            input_size: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// The model input size the worker expects, `None` when no model is loaded.
+    pub fn model_input_size(&self) -> Option<(u32, u32)> {
+        let v = self.input_size.load(Ordering::Acquire);
+        (v != 0).then_some(((v >> 32) as u32, v as u32))
+    }
+
+    /// Hands a BGRA frame (`width` x `height`, rows `stride` bytes apart) to the worker, replacing
+    /// any frame it has not taken yet. Copies into a reused buffer: no allocation in steady state.
+    pub fn submit(&self, bgra: &[u8], width: u32, height: u32, stride: usize, frame: u64) {
+        let row = width as usize * 4;
+        let mut input = lock(&self.input);
+        if input.pending {
+            self.frames_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        let buf = &mut input.frame.bgra;
+        buf.resize(row * height as usize, 0);
+        for y in 0..height as usize {
+            buf[y * row..(y + 1) * row].copy_from_slice(&bgra[y * stride..y * stride + row]);
+        }
+        input.frame.width = width;
+        input.frame.height = height;
+        input.frame.frame = frame;
+        input.pending = true;
+        drop(input);
+        self.wake.notify_one();
+    }
+
+    /// Replaces the request; the worker picks it up before its next frame.
+    pub fn set_request(&self, request: Request) {
+        let version = {
+            let mut r = lock(&self.request);
+            r.0 += 1;
+            r.1 = request;
+            r.0
+        };
+        lock(&self.input).request_version = version;
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn set_state(&self, state: State) {
+        let mut current = lock(&self.state);
+        if *current != state {
+            match &state {
+                State::Error(message) => crate::warn!("{message}"),
+                State::Running(message) => crate::info!("{message}"),
+                _ => {}
+            }
+            *current = state;
+        }
+    }
+}
+
+/// Owns the worker thread; stopping and joining happen on drop.
+pub struct Worker {
+    pub shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts a worker thread named `backdrop-worker`.
+    pub fn start() -> std::io::Result<Self> {
+        let shared = Arc::new(Shared::new());
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("backdrop-worker".into())
+            .spawn(move || {
+                let s = thread_shared.clone();
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&thread_shared))).is_err() {
+                    s.input_size.store(0, Ordering::Release);
+                    s.set_state(State::Error("internal error in the segmentation worker (see log)".into()));
+                    crate::error!("segmentation worker panicked; the filter passes video through");
+                }
+            })?;
+        Ok(Self { shared, thread: Some(thread) })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        {
+            let _guard = lock(&self.shared.input);
+            self.shared.wake.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(shared: &Shared) {
+    let mut model: Option<Model> = None;
+    let mut loaded_version = u64::MAX;
+    let mut smoothing = 0.0f32;
+    let mut smoother = TemporalSmoother::default();
+    let mut frame = Frame::default();
+    let mut mask_f32: Vec<f32> = Vec::new();
+    let mut mask_u8: Vec<u8> = Vec::new();
+
+    loop {
+        // Wait for a frame, a new request or stop.
+        let has_frame;
+        {
+            let mut input = lock(&shared.input);
+            while !input.pending && input.request_version == loaded_version && !shared.stop.load(Ordering::Acquire) {
+                input = shared.wake.wait(input).unwrap_or_else(|e| e.into_inner());
+            }
+            if shared.stop.load(Ordering::Acquire) {
+                return;
+            }
+            has_frame = input.pending;
+            if has_frame {
+                std::mem::swap(&mut frame, &mut input.frame);
+                input.pending = false;
+            }
+        }
+
+        // Apply a changed request (model load happens here, never on the graphics thread).
+        let (version, request) = {
+            let r = lock(&shared.request);
+            (r.0, r.1.clone())
+        };
+        if version != loaded_version {
+            loaded_version = version;
+            smoothing = request.temporal_smoothing;
+            let same_model = match (&model, &request.manifest) {
+                (Some(m), Some(wanted)) => m.manifest == *wanted,
+                _ => false,
+            };
+            if !same_model {
+                drop(model.take()); // free the old session before loading the next
+                smoother.reset();
+                shared.input_size.store(0, Ordering::Release);
+                model = load_model(shared, &request);
+            }
+            if let Some(m) = &model {
+                let (w, h) = m.input_size();
+                shared.input_size.store(((w as u64) << 32) | h as u64, Ordering::Release);
+            }
+        }
+
+        let Some(m) = model.as_mut() else { continue };
+        if !has_frame || (frame.width, frame.height) != m.input_size() {
+            continue; // a frame for another model size, from before a switch
+        }
+
+        let t0 = Instant::now();
+        m.preprocess(&frame.bgra, frame.width as usize * 4);
+        let t1 = Instant::now();
+        let result = m.run().map(|p| {
+            mask_f32.clear();
+            mask_f32.extend_from_slice(p);
+        });
+        let t2 = Instant::now();
+        if let Err(e) = result {
+            shared.set_state(State::Error(e));
+            continue;
+        }
+        smoother.apply(&mut mask_f32, smoothing);
+        mask_u8.resize(mask_f32.len(), 0);
+        mask::to_u8(&mask_f32, &mut mask_u8);
+        let (mw, mh) = m.output_size();
+        {
+            let mut out = lock(&shared.output);
+            std::mem::swap(&mut out.pixels, &mut mask_u8);
+            out.width = mw as u32;
+            out.height = mh as u32;
+            out.frame = frame.frame;
+            out.sequence += 1;
+        }
+        let t3 = Instant::now();
+        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+        let mut t = lock(&shared.timings);
+        t.preprocess.push(ms(t0, t1));
+        t.inference.push(ms(t1, t2));
+        t.postprocess.push(ms(t2, t3));
+        t.total.push(ms(t0, t3));
+        drop(t);
+        if !matches!(*lock(&shared.state), State::Running(_)) {
+            shared.set_state(State::Running(format!("model '{}' running", m.manifest.id)));
+        }
+    }
+}
+
+fn load_model(shared: &Shared, request: &Request) -> Option<Model> {
+    let Some(manifest) = &request.manifest else {
+        shared.set_state(State::Error(request.missing.clone()));
+        return None;
+    };
+    shared.set_state(State::Loading(manifest.id.clone()));
+    let env = match runtime::environment() {
+        Ok(env) => env,
+        Err(e) => {
+            shared.set_state(State::Error(e.to_string()));
+            return None;
+        }
+    };
+    match Model::load(env, manifest, request.session) {
+        Ok(m) => {
+            crate::info!("model '{}' loaded from {}", manifest.id, manifest.model_path().display());
+            Some(m)
+        }
+        Err(e) => {
+            shared.set_state(State::Error(e));
+            None
+        }
+    }
+}
