@@ -1,0 +1,83 @@
+//! Shared helpers for the integration tests: where the test data, models and runtime are, and
+//! skipping with a clear message when they are absent.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// Repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/testdata` (override with `BACKDROP_TESTDATA`), or `None` when absent.
+pub fn testdata() -> Option<PathBuf> {
+    let dir = std::env::var_os("BACKDROP_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/testdata"));
+    dir.is_dir().then_some(dir)
+}
+
+/// Prints why a test is skipped. Tests call `skip!(...)` and return.
+#[macro_export]
+macro_rules! skip {
+    ($($arg:tt)*) => {{
+        eprintln!("SKIPPED {}: {}", module_path!(), format!($($arg)*));
+        return;
+    }};
+}
+
+/// Folder with the converted models and manifests made by `scripts/setup.sh`
+/// (override with `BACKDROP_MODELS`).
+pub fn models_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("BACKDROP_MODELS").map(PathBuf::from).unwrap_or_else(|| root().join("build/models"));
+    dir.join("selfie_general.json").is_file().then_some(dir)
+}
+
+/// The ONNX Runtime library installed by `scripts/setup.sh` (override with `ORT_DYLIB_PATH`).
+pub fn runtime_library() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from) {
+        return p.is_file().then_some(p);
+    }
+    let p = root().join("build/deps/libonnxruntime.so.1.31.1");
+    p.is_file().then_some(p)
+}
+
+/// Loads ONNX Runtime through the plugin's own loader (which falls back to `ORT_DYLIB_PATH`).
+pub fn ort_environment() -> Option<&'static ort::environment::Environment> {
+    let lib = runtime_library()?;
+    // SAFETY: set once, before any thread of this test binary reads the variable through the loader.
+    unsafe { std::env::set_var("ORT_DYLIB_PATH", &lib) };
+    Some(obs_backdrop::segmentation::runtime::environment().expect("ONNX Runtime loads"))
+}
+
+/// Portrait ids with both an image and a mask, sorted numerically.
+pub fn portrait_ids(testdata: &Path) -> Vec<u32> {
+    let mut ids: Vec<u32> = std::fs::read_dir(testdata.join("portraits/images"))
+        .map(|it| {
+            it.filter_map(|e| e.ok())
+                .filter_map(|e| e.path().file_stem()?.to_str()?.parse().ok())
+                .filter(|id: &u32| testdata.join(format!("portraits/masks/{id}.png")).is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
+
+/// Decodes an image file and stretches it to `width` x `height` (bilinear, `fast_image_resize`),
+/// returning tightly packed BGRA.
+pub fn load_bgra_stretched(path: &Path, width: u32, height: u32) -> Vec<u8> {
+    use fast_image_resize as fr;
+    let rgba = image::open(path).expect("decodable image").to_rgba8();
+    let src = fr::images::Image::from_vec_u8(rgba.width(), rgba.height(), rgba.into_raw(), fr::PixelType::U8x4)
+        .expect("source image");
+    let mut dst = fr::images::Image::new(width, height, fr::PixelType::U8x4);
+    fr::Resizer::new()
+        .resize(&src, &mut dst, &fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear)))
+        .expect("resize");
+    let mut px = dst.into_vec();
+    for p in px.chunks_exact_mut(4) {
+        p.swap(0, 2); // RGBA -> BGRA
+    }
+    px
+}
