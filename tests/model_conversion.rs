@@ -8,29 +8,51 @@ use obs_backdrop::segmentation::manifest::Manifest;
 use obs_backdrop::segmentation::session::{Model, SessionOptions};
 
 fn compare(manifest_file: &str, reference_file: &str) {
-    let Some(testdata) = common::testdata() else { skip!("../shared/testdata is absent") };
-    let Some(models) = common::models_dir() else { skip!("build/models is absent: run scripts/setup.sh") };
-    let Some(env) = common::ort_environment() else { skip!("ONNX Runtime library absent: run scripts/setup.sh") };
+    let Some(testdata) = common::testdata() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(models) = common::models_dir() else {
+        skip!("build/models is absent: run scripts/setup.sh")
+    };
+    let Some(env) = common::ort_environment() else {
+        skip!("ONNX Runtime library absent: run scripts/setup.sh")
+    };
     let ours = Manifest::load(&models.join(manifest_file)).expect("manifest");
     let mut reference_manifest = ours.clone();
     reference_manifest.dir = testdata.join("models/reference");
     reference_manifest.file = reference_file.into();
 
     let mut a = Model::load(env, &ours, SessionOptions::default()).expect("our model loads");
-    let mut b = Model::load(env, &reference_manifest, SessionOptions::default()).expect("reference loads");
+    let mut b =
+        Model::load(env, &reference_manifest, SessionOptions::default()).expect("reference loads");
     let (w, h) = ours.input_size();
     let ids = common::portrait_ids(&testdata);
-    assert!(ids.len() >= 90, "expected the 96 portraits, found {}", ids.len());
+    assert!(
+        ids.len() >= 90,
+        "expected the 96 portraits, found {}",
+        ids.len()
+    );
     let mut worst = 0f32;
     for id in &ids {
-        let bgra = common::load_bgra_stretched(&testdata.join(format!("portraits/images/{id}.jpg")), w, h);
+        let bgra =
+            common::load_bgra_stretched(&testdata.join(format!("portraits/images/{id}.jpg")), w, h);
         let pa = a.infer(&bgra, w as usize * 4).expect("inference").to_vec();
         let pb = b.infer(&bgra, w as usize * 4).expect("inference");
-        let diff = pa.iter().zip(pb).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let diff = pa
+            .iter()
+            .zip(pb)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
         worst = worst.max(diff);
     }
-    println!("{manifest_file}: max abs difference vs reference over {} portraits = {worst:.2e}", ids.len());
-    assert!(worst <= 1e-4, "{manifest_file}: max abs difference {worst} > 1e-4");
+    println!(
+        "{manifest_file}: max abs difference vs reference over {} portraits = {worst:.2e}",
+        ids.len()
+    );
+    assert!(
+        worst <= 1e-4,
+        "{manifest_file}: max abs difference {worst} > 1e-4"
+    );
 }
 
 #[test]
@@ -40,5 +62,8 @@ fn general_model_matches_reference_conversion() {
 
 #[test]
 fn landscape_model_matches_reference_conversion() {
-    compare("selfie_landscape.json", "selfie_segmentation_landscape.onnx");
+    compare(
+        "selfie_landscape.json",
+        "selfie_segmentation_landscape.onnx",
+    );
 }

@@ -17,7 +17,9 @@ pub fn own_library_path() -> Option<PathBuf> {
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     let addr = own_library_path as *const ();
     // SAFETY: dladdr only reads; dli_fname points to a string owned by the loader.
-    if unsafe { libc::dladdr(addr as *const libc::c_void, &mut info) } == 0 || info.dli_fname.is_null() {
+    if unsafe { libc::dladdr(addr as *const libc::c_void, &mut info) } == 0
+        || info.dli_fname.is_null()
+    {
         return None;
     }
     let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
@@ -39,15 +41,49 @@ pub fn candidate_paths() -> Vec<PathBuf> {
 /// Loads the runtime once per process and returns its environment, or the reason it could not be
 /// loaded (with the loader's `dlerror` text). Later calls return the first result.
 pub fn environment() -> Result<&'static ort::environment::Environment, &'static str> {
-    ENVIRONMENT.get_or_init(load).as_ref().map_err(|e| e.as_str())
+    ENVIRONMENT
+        .get_or_init(load)
+        .as_ref()
+        .map_err(|e| e.as_str())
+}
+
+/// Tries `dlopen` on `path` so that a failure carries the loader's own reason (`dlerror`), which
+/// `ort`'s error does not always include.
+fn check_loadable(path: &Path) -> Result<(), String> {
+    let c = crate::obs::cstring(&path.to_string_lossy());
+    // SAFETY: plain dlopen/dlclose/dlerror; the handle is closed again (ort opens its own).
+    unsafe {
+        let handle = libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+        if handle.is_null() {
+            let reason = libc::dlerror();
+            let reason = if reason.is_null() {
+                "unknown loader error".to_string()
+            } else {
+                std::ffi::CStr::from_ptr(reason)
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            return Err(format!("ONNX Runtime cannot be loaded: {reason}"));
+        }
+        libc::dlclose(handle);
+    }
+    Ok(())
 }
 
 fn load() -> Result<ort::environment::Environment, String> {
     let candidates = candidate_paths();
-    let Some(path) = candidates.iter().find(|p| p.is_file()).or(candidates.first()) else {
-        return Err(format!("ONNX Runtime library {LIBRARY_NAME} not found (no plugin path, ORT_DYLIB_PATH unset)"));
+    let Some(path) = candidates
+        .iter()
+        .find(|p| p.is_file())
+        .or(candidates.first())
+    else {
+        return Err(format!(
+            "ONNX Runtime library {LIBRARY_NAME} not found (no plugin path, ORT_DYLIB_PATH unset)"
+        ));
     };
-    let builder = ort::init_from(path).map_err(|e| format!("ONNX Runtime cannot be loaded: {e}"))?;
+    check_loadable(path)?;
+    let builder =
+        ort::init_from(path).map_err(|e| format!("ONNX Runtime cannot be loaded: {e}"))?;
     let env = builder
         .with_name("obs-backdrop")
         .build()

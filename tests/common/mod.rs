@@ -29,7 +29,9 @@ macro_rules! skip {
 /// Folder with the converted models and manifests made by `scripts/setup.sh`
 /// (override with `BACKDROP_MODELS`).
 pub fn models_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("BACKDROP_MODELS").map(PathBuf::from).unwrap_or_else(|| root().join("build/models"));
+    let dir = std::env::var_os("BACKDROP_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("build/models"));
     dir.join("selfie_general.json").is_file().then_some(dir)
 }
 
@@ -69,11 +71,21 @@ pub fn portrait_ids(testdata: &Path) -> Vec<u32> {
 pub fn load_bgra_stretched(path: &Path, width: u32, height: u32) -> Vec<u8> {
     use fast_image_resize as fr;
     let rgba = image::open(path).expect("decodable image").to_rgba8();
-    let src = fr::images::Image::from_vec_u8(rgba.width(), rgba.height(), rgba.into_raw(), fr::PixelType::U8x4)
-        .expect("source image");
+    let src = fr::images::Image::from_vec_u8(
+        rgba.width(),
+        rgba.height(),
+        rgba.into_raw(),
+        fr::PixelType::U8x4,
+    )
+    .expect("source image");
     let mut dst = fr::images::Image::new(width, height, fr::PixelType::U8x4);
     fr::Resizer::new()
-        .resize(&src, &mut dst, &fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear)))
+        .resize(
+            &src,
+            &mut dst,
+            &fr::ResizeOptions::new()
+                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear)),
+        )
         .expect("resize");
     let mut px = dst.into_vec();
     for p in px.chunks_exact_mut(4) {
@@ -81,3 +93,4 @@ pub fn load_bgra_stretched(path: &Path, width: u32, height: u32) -> Vec<u8> {
     }
     px
 }
+pub mod host;

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests, the model-conversion check, and the end-to-end tests
+# inside real libobs under an X display (xvfb-run), with real ONNX Runtime, real models and the
+# real portraits/videos of ../shared/testdata (override with BACKDROP_TESTDATA).
+#
+# Usage: scripts/test.sh [extra cargo test args]
+# Sets everything up first (scripts/setup.sh; fast when already done).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+bash scripts/setup.sh
+if [ -n "${DISPLAY:-}" ]; then
+    cargo test --release "$@"
+else
+    xvfb-run -a -s "-screen 0 1280x720x24" cargo test --release "$@"
+fi

@@ -1,0 +1,168 @@
+//! Running the headless host (`backdrop-render`) inside real libobs for end-to-end tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// A finished host run.
+pub struct Run {
+    pub out: PathBuf,
+    pub report: serde_json::Value,
+    pub code: i32,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The filter's last `get_stats` object (run mode) or that of input `i` (still mode).
+    pub fn stats(&self) -> &serde_json::Value {
+        &self.report["stats"]
+    }
+    pub fn status(&self) -> String {
+        self.stats()["status"].as_str().unwrap_or("").to_string()
+    }
+    pub fn int(&self, key: &str) -> i64 {
+        self.report[key].as_i64().unwrap_or(-1)
+    }
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.out.join("obs.log")).unwrap_or_default()
+    }
+}
+
+/// A fresh plugin folder made from this build (`scripts/install-plugin.sh` into `target/e2e`),
+/// so the tests never run a stale install. `None` when setup has not been run.
+pub fn plugin_dir() -> Option<PathBuf> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = super::root();
+        let dest = root.join("target/e2e/plugin");
+        let ok = Command::new("bash")
+            .arg(root.join("scripts/install-plugin.sh"))
+            .arg(&dest)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| dest.join("obs-backdrop"))
+    })
+    .clone()
+}
+
+/// Copies the plugin folder to a scratch folder named `name` for a fault-injection variant.
+pub fn plugin_variant(name: &str) -> Option<PathBuf> {
+    let src = plugin_dir()?;
+    let dest = super::root()
+        .join("target/e2e/variants")
+        .join(name)
+        .join("obs-backdrop");
+    let _ = std::fs::remove_dir_all(&dest);
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    let ok = Command::new("cp")
+        .arg("-R")
+        .arg(&src)
+        .arg(&dest)
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(dest)
+}
+
+/// Runs `backdrop-render` with `args` (plus `--plugin` and `--out`), under the current
+/// `DISPLAY` or a private `xvfb-run`. Never fails itself: the test checks `code` and the report.
+pub fn run(name: &str, plugin: &Path, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
+    let out = super::root().join("target/e2e/runs").join(name);
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let exe = env!("CARGO_BIN_EXE_backdrop-render");
+    let mut cmd = if std::env::var_os("DISPLAY").is_some() {
+        Command::new(exe)
+    } else {
+        let mut c = Command::new("xvfb-run");
+        c.args(["-a", "-s", "-screen 0 1280x720x24", exe]);
+        c
+    };
+    cmd.arg("--plugin")
+        .arg(plugin)
+        .arg("--out")
+        .arg(&out)
+        .args(args);
+    // The plugin must find ONNX Runtime next to itself, never through a developer's variable.
+    cmd.env_remove("ORT_DYLIB_PATH");
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let started = std::time::Instant::now();
+    let output = cmd.output().expect("backdrop-render starts");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let report = std::fs::read_to_string(out.join("report.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    eprintln!(
+        "[{name}] exit {:?} in {:.1} s: {}",
+        output.status.code(),
+        started.elapsed().as_secs_f64(),
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("backdrop-render:"))
+            .last()
+            .unwrap_or("")
+    );
+    Run {
+        out,
+        report,
+        code: output.status.code().unwrap_or(-1),
+        stderr,
+    }
+}
+
+/// An RGBA image as (width, height, pixels).
+pub struct Rgba {
+    pub width: u32,
+    pub height: u32,
+    pub px: Vec<u8>,
+}
+
+impl Rgba {
+    pub fn load(path: &Path) -> Rgba {
+        let img = image::open(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .to_rgba8();
+        Rgba {
+            width: img.width(),
+            height: img.height(),
+            px: img.into_raw(),
+        }
+    }
+    pub fn at(&self, x: u32, y: u32) -> [u8; 4] {
+        let i = ((y * self.width + x) * 4) as usize;
+        [self.px[i], self.px[i + 1], self.px[i + 2], self.px[i + 3]]
+    }
+    /// Splits a side-by-side still (original | result) into its halves.
+    pub fn halves(&self) -> (Rgba, Rgba) {
+        let w = self.width / 2;
+        let crop = |x0: u32| Rgba {
+            width: w,
+            height: self.height,
+            px: (0..self.height)
+                .flat_map(|y| (x0..x0 + w).flat_map(move |x| (0..4).map(move |c| (x, y, c))))
+                .map(|(x, y, c)| self.px[((y * self.width + x) * 4 + c) as usize])
+                .collect(),
+        };
+        (crop(0), crop(w))
+    }
+    /// Mean absolute difference per channel (RGB) between two images of the same size.
+    pub fn mean_abs_diff(&self, other: &Rgba) -> f64 {
+        assert_eq!((self.width, self.height), (other.width, other.height));
+        let sum: u64 = self
+            .px
+            .chunks_exact(4)
+            .zip(other.px.chunks_exact(4))
+            .map(|(a, b)| {
+                (0..3)
+                    .map(|c| (a[c] as i32 - b[c] as i32).unsigned_abs() as u64)
+                    .sum::<u64>()
+            })
+            .sum();
+        sum as f64 / (self.width as f64 * self.height as f64 * 3.0)
+    }
+}

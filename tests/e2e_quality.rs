@@ -1,0 +1,123 @@
+//! Quality on real people, inside real OBS: the 96 shared portraits go through an `image_source`
+//! with the Backdrop filter in colour mode (BGRA output), and the replaced region is compared
+//! with the ground-truth person masks.
+
+mod common;
+
+use common::host::{self, Rgba};
+
+/// Pixels whose original colour is this close to the key colour cannot be classified (squared
+/// RGB distance); they count for neither side.
+const AMBIGUOUS_DIST2: f64 = 30.0 * 30.0;
+
+/// Person pixels of a colour-mode result: the estimated alpha of `result` between the key colour
+/// and the original, > 0.5.
+fn person_pixels(original: &Rgba, result: &Rgba, key: [u8; 3]) -> Vec<Option<bool>> {
+    (0..original.height)
+        .flat_map(|y| (0..original.width).map(move |x| (x, y)))
+        .map(|(x, y)| {
+            let (o, r) = (original.at(x, y), result.at(x, y));
+            let oc: [f64; 3] = [0, 1, 2].map(|c| o[c] as f64 - key[c] as f64);
+            let rc: [f64; 3] = [0, 1, 2].map(|c| r[c] as f64 - key[c] as f64);
+            let d2: f64 = oc.iter().map(|v| v * v).sum();
+            (d2 >= AMBIGUOUS_DIST2).then(|| (0..3).map(|c| oc[c] * rc[c]).sum::<f64>() / d2 > 0.5)
+        })
+        .collect()
+}
+
+fn ground_truth(path: &std::path::Path, width: u32, height: u32) -> Vec<bool> {
+    let mask = image::open(path).unwrap().to_luma8();
+    let mask = image::imageops::resize(&mask, width, height, image::imageops::FilterType::Nearest);
+    mask.pixels().map(|p| p.0[0] > 127).collect()
+}
+
+#[test]
+fn portraits_in_colour_mode_match_ground_truth() {
+    let Some(testdata) = common::testdata() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made: run scripts/setup.sh")
+    };
+    let ids = common::portrait_ids(&testdata);
+    assert!(
+        ids.len() >= 90,
+        "expected 96 portraits, found {}",
+        ids.len()
+    );
+    let list = common::root().join("target/e2e/portraits.txt");
+    std::fs::create_dir_all(list.parent().unwrap()).unwrap();
+    let lines: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            testdata
+                .join(format!("portraits/images/{id}.jpg"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    std::fs::write(&list, lines.join("\n")).unwrap();
+
+    let key = [0u8, 255, 0];
+    let run = host::run(
+        "portraits",
+        &plugin,
+        &[
+            "--input-list",
+            list.to_str().unwrap(),
+            "--mode",
+            "color",
+            "--color",
+            "00FF00",
+            "--settle",
+            "6",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "host failed: {}", run.stderr);
+    assert!(
+        run.log().contains("[backdrop] loaded version"),
+        "plugin did not load"
+    );
+    assert_eq!(
+        run.int("backdrop_errors"),
+        0,
+        "error lines from the plugin:\n{}",
+        run.log()
+    );
+
+    let inputs = run.report["inputs"].as_array().expect("inputs in report");
+    assert_eq!(inputs.len(), ids.len());
+    let mut ious = Vec::new();
+    for (id, input) in ids.iter().zip(inputs) {
+        assert_eq!(
+            input["settled"], true,
+            "portrait {id} never got a mask: {input}"
+        );
+        let still = Rgba::load(std::path::Path::new(
+            input["side_by_side_png"].as_str().unwrap(),
+        ));
+        let (original, result) = still.halves();
+        let predicted = person_pixels(&original, &result, key);
+        let truth = ground_truth(
+            &testdata.join(format!("portraits/masks/{id}.png")),
+            original.width,
+            original.height,
+        );
+        let (mut inter, mut union) = (0u64, 0u64);
+        for (p, t) in predicted.iter().zip(&truth) {
+            let Some(p) = p else { continue };
+            inter += (*p && *t) as u64;
+            union += (*p || *t) as u64;
+        }
+        ious.push(if union == 0 {
+            1.0
+        } else {
+            inter as f64 / union as f64
+        });
+    }
+    let mean = ious.iter().sum::<f64>() / ious.len() as f64;
+    let worst = ious.iter().cloned().fold(1.0, f64::min);
+    println!("portraits: mean IoU {mean:.4} over {} images (worst {worst:.3}); bare model outside OBS: 0.866", ious.len());
+    assert!(mean >= 0.84, "mean IoU {mean:.4} < 0.84");
+}

@@ -1,0 +1,326 @@
+//! Bad input inside real OBS: a missing runtime, model or image, a corrupt model, sizes 0 and
+//! changing, the filter removed while inference runs, a storm of settings updates. In every case
+//! OBS keeps running, video keeps flowing and the filter's status says what is wrong.
+
+mod common;
+
+use common::host::{self, Rgba, Run};
+use std::path::PathBuf;
+
+fn video() -> Option<PathBuf> {
+    let p = common::testdata()?.join("video/talking_head_a.mp4");
+    p.is_file().then_some(p)
+}
+
+/// Frames kept flowing: at least `min` output frames and a clean exit.
+fn assert_flowing(run: &Run, min: i64) {
+    assert_eq!(run.code, 0, "host failed:\n{}", run.stderr);
+    let frames = run.int("frames_captured");
+    assert!(
+        frames >= min,
+        "only {frames} frames came out (expected >= {min})"
+    );
+}
+
+/// The last still's result equals its original (pass-through).
+fn assert_passthrough(run: &Run) {
+    let still = Rgba::load(&run.out.join("still_0002.png"));
+    let (original, result) = still.halves();
+    let diff = original.mean_abs_diff(&result);
+    assert!(
+        diff < 1.0,
+        "expected unchanged video, mean difference {diff:.2}"
+    );
+}
+
+/// Exactly one warning line from the plugin that contains `needle`, and no error line.
+fn assert_logged_once(run: &Run, needle: &str) {
+    let log = run.log();
+    let hits = log
+        .lines()
+        .filter(|l| l.contains("[backdrop]") && l.contains(needle))
+        .count();
+    assert_eq!(
+        hits, 1,
+        "expected one log line containing {needle:?}, got {hits}:\n{log}"
+    );
+    assert_eq!(run.int("backdrop_errors"), 0, "error lines:\n{log}");
+}
+
+#[test]
+fn missing_runtime_library_passes_video_through_with_a_readable_status() {
+    let Some(video) = video() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_variant("no_runtime") else {
+        skip!("plugin folder cannot be made")
+    };
+    std::fs::remove_file(plugin.join("bin/64bit/libonnxruntime.so.1.31.1")).unwrap();
+    let run = host::run(
+        "no_runtime",
+        &plugin,
+        &[
+            "--input",
+            video.to_str().unwrap(),
+            "--frames",
+            "40",
+            "--stills",
+            "2",
+        ],
+        &[],
+    );
+    assert_flowing(&run, 40);
+    let status = run.status();
+    println!("status: {status}");
+    assert!(
+        status.contains("ONNX Runtime cannot be loaded")
+            && status.contains("libonnxruntime.so.1.31.1"),
+        "{status}"
+    );
+    assert!(
+        status.contains("No such file") || status.contains("cannot open"),
+        "dlerror text missing: {status}"
+    );
+    assert_eq!(run.stats()["error"], true);
+    assert_logged_once(&run, "ONNX Runtime cannot be loaded");
+    assert_passthrough(&run);
+}
+
+#[test]
+fn missing_model_file_and_unknown_model_id_pass_through() {
+    let Some(video) = video() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_variant("no_model") else {
+        skip!("plugin folder cannot be made")
+    };
+    std::fs::remove_file(plugin.join("data/models/selfie_segmentation.onnx")).unwrap();
+    let run = host::run(
+        "no_model",
+        &plugin,
+        &[
+            "--input",
+            video.to_str().unwrap(),
+            "--frames",
+            "30",
+            "--stills",
+            "2",
+        ],
+        &[],
+    );
+    assert_flowing(&run, 30);
+    let status = run.status();
+    println!("status: {status}");
+    assert!(
+        status.contains("model file not found") && status.contains("selfie_segmentation.onnx"),
+        "{status}"
+    );
+    assert_logged_once(&run, "model file not found");
+    assert_passthrough(&run);
+
+    let plugin = host::plugin_dir().unwrap();
+    let args = [
+        "--input",
+        video.to_str().unwrap(),
+        "--frames",
+        "30",
+        "--stills",
+        "2",
+        "--model",
+        "no_such_model",
+    ];
+    let run = host::run("unknown_model", &plugin, &args, &[]);
+    assert_flowing(&run, 30);
+    assert!(
+        run.status().contains("model 'no_such_model' not found"),
+        "{}",
+        run.status()
+    );
+    assert_passthrough(&run);
+}
+
+#[test]
+fn corrupt_model_file_passes_through_with_the_runtime_error() {
+    let Some(video) = video() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_variant("corrupt_model") else {
+        skip!("plugin folder cannot be made")
+    };
+    let model = plugin.join("data/models/selfie_segmentation.onnx");
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes.truncate(bytes.len() / 3); // a download cut short
+    std::fs::write(&model, bytes).unwrap();
+    let run = host::run(
+        "corrupt_model",
+        &plugin,
+        &[
+            "--input",
+            video.to_str().unwrap(),
+            "--frames",
+            "30",
+            "--stills",
+            "2",
+        ],
+        &[],
+    );
+    assert_flowing(&run, 30);
+    let status = run.status();
+    println!("status: {status}");
+    assert!(
+        status.contains("cannot load model") && status.contains("selfie_segmentation.onnx"),
+        "{status}"
+    );
+    assert_logged_once(&run, "cannot load model");
+    assert_passthrough(&run);
+}
+
+#[test]
+fn missing_background_image_blurs_instead_and_says_so() {
+    let Some(video) = video() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made")
+    };
+    let args = [
+        "--input",
+        video.to_str().unwrap(),
+        "--frames",
+        "40",
+        "--stills",
+        "2",
+        "--mode",
+        "image",
+        "--background-image",
+        "/nonexistent/beach.jpg",
+    ];
+    let run = host::run("missing_image", &plugin, &args, &[]);
+    assert_flowing(&run, 40);
+    let status = run.status();
+    println!("status: {status}");
+    assert!(
+        status.contains("Background image") && status.contains("/nonexistent/beach.jpg"),
+        "{status}"
+    );
+    assert_logged_once(&run, "background image");
+    // The person is still separated from a (blurred) background: the result is not the original.
+    let (original, result) = Rgba::load(&run.out.join("still_0002.png")).halves();
+    assert!(
+        original.mean_abs_diff(&result) > 2.0,
+        "background was not replaced"
+    );
+}
+
+#[test]
+fn zero_sized_source_does_not_stall_or_log_errors() {
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made")
+    };
+    let run = host::run(
+        "zero_size",
+        &plugin,
+        &[
+            "--input",
+            "color:0x0",
+            "--canvas",
+            "64x64",
+            "--frames",
+            "30",
+        ],
+        &[],
+    );
+    assert_flowing(&run, 30);
+    assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
+}
+
+#[test]
+fn source_changing_size_mid_stream_keeps_masks_coming() {
+    let Some(testdata) = common::testdata() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made")
+    };
+    let (a, b) = (
+        testdata.join("portraits/images/3.jpg"),
+        testdata.join("portraits/images/261.jpg"),
+    );
+    let args = [
+        "--input",
+        a.to_str().unwrap(),
+        "--frames",
+        "60",
+        "--resize-at-frame",
+        "20:480x240",
+        "--resize-image",
+        b.to_str().unwrap(),
+        "--canvas",
+        "480x300",
+    ];
+    let run = host::run("resize", &plugin, &args, &[]);
+    assert_flowing(&run, 60);
+    assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
+    let masks = run.stats()["mask_frames"].as_i64().unwrap_or(0);
+    assert!(
+        masks >= 30,
+        "only {masks} masks over 60 frames across the size change"
+    );
+    assert_eq!(run.stats()["error"], false, "{}", run.status());
+}
+
+#[test]
+fn filter_removed_while_inference_runs_keeps_video_flowing() {
+    let Some(video) = video() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made")
+    };
+    let args = [
+        "--input",
+        video.to_str().unwrap(),
+        "--frames",
+        "60",
+        "--remove-filter-after-frames",
+        "15",
+    ];
+    let run = host::run("remove_filter", &plugin, &args, &[]);
+    assert_flowing(&run, 60);
+    assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
+    assert!(
+        run.log().contains("'Backdrop' destroyed")
+            || run.log().contains("private source 'Backdrop' destroyed"),
+        "filter was not destroyed:\n{}",
+        run.log()
+    );
+}
+
+#[test]
+fn a_hundred_settings_updates_in_a_row() {
+    let Some(video) = video() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made")
+    };
+    let args = [
+        "--input",
+        video.to_str().unwrap(),
+        "--frames",
+        "60",
+        "--settings-storm",
+        "100",
+        "--stills",
+        "2",
+    ];
+    let run = host::run("settings_storm", &plugin, &args, &[]);
+    assert_flowing(&run, 60);
+    assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
+    assert_eq!(run.stats()["error"], false, "{}", run.status());
+    let masks = run.stats()["mask_frames"].as_i64().unwrap_or(0);
+    assert!(
+        masks >= 20,
+        "only {masks} masks: the storm stalled the worker"
+    );
+}
