@@ -22,7 +22,9 @@ fn main() {
     for path in &lib.include_paths {
         builder = builder.clang_arg(format!("-I{}", path.display()));
     }
-    let bindings = builder.generate().expect("bindgen failed on libobs headers");
+    let bindings = builder
+        .generate()
+        .expect("bindgen failed on libobs headers");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("obs_bindings.rs");
     bindings.write_to_file(out).expect("cannot write bindings");
 }

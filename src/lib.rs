@@ -31,8 +31,9 @@ pub fn guard<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
 }
 
 /// `(MAJOR << 24) | (MINOR << 16) | PATCH` of the libobs headers this plugin was built against.
-pub const LIBOBS_API_VER: u32 =
-    (sys::LIBOBS_API_MAJOR_VER << 24) | (sys::LIBOBS_API_MINOR_VER << 16) | sys::LIBOBS_API_PATCH_VER;
+pub const LIBOBS_API_VER: u32 = (sys::LIBOBS_API_MAJOR_VER << 24)
+    | (sys::LIBOBS_API_MINOR_VER << 16)
+    | sys::LIBOBS_API_PATCH_VER;
 
 #[no_mangle]
 pub extern "C" fn obs_module_set_pointer(module: *mut sys::obs_module_t) {
@@ -55,7 +56,9 @@ pub extern "C" fn obs_module_ver() -> u32 {
 /// `locale` is a NUL-terminated string from libobs.
 #[no_mangle]
 pub unsafe extern "C" fn obs_module_set_locale(locale: *const c_char) {
-    guard("obs_module_set_locale", (), || obs::module::set_locale(locale));
+    guard("obs_module_set_locale", (), || {
+        obs::module::set_locale(locale)
+    });
 }
 
 #[no_mangle]
@@ -77,8 +80,13 @@ pub extern "C" fn obs_module_description() -> *const c_char {
 pub extern "C" fn obs_module_load() -> bool {
     guard("obs_module_load", false, || {
         filter::register();
-        info!("loaded version {} (built against libobs {}.{}.{})", env!("CARGO_PKG_VERSION"),
-            sys::LIBOBS_API_MAJOR_VER, sys::LIBOBS_API_MINOR_VER, sys::LIBOBS_API_PATCH_VER);
+        info!(
+            "loaded version {} (built against libobs {}.{}.{})",
+            env!("CARGO_PKG_VERSION"),
+            sys::LIBOBS_API_MAJOR_VER,
+            sys::LIBOBS_API_MINOR_VER,
+            sys::LIBOBS_API_PATCH_VER
+        );
         true
     })
 }

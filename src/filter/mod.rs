@@ -76,7 +76,9 @@ pub fn models_dir() -> Option<PathBuf> {
 
 /// All models whose manifests are valid, sorted by file name.
 pub fn available_models() -> Vec<Manifest> {
-    models_dir().map(|d| manifest::scan(&d).0).unwrap_or_default()
+    models_dir()
+        .map(|d| manifest::scan(&d).0)
+        .unwrap_or_default()
 }
 
 impl Filter {
@@ -111,7 +113,8 @@ impl Filter {
         if s.mode == Mode::Image {
             self.load_background(&s.image_path);
         }
-        let model_changed = previous.model != s.model || previous.temporal_smoothing != s.temporal_smoothing;
+        let model_changed =
+            previous.model != s.model || previous.temporal_smoothing != s.temporal_smoothing;
         let first = lock(&self.worker.shared.state).clone() == State::Starting;
         if model_changed || first {
             let (manifest, missing) = match find_model(&s.model) {
@@ -144,7 +147,10 @@ impl Filter {
                 warn!("background image: {e}");
             }
         }
-        *bg = Some(Background { path: path.to_string(), image });
+        *bg = Some(Background {
+            path: path.to_string(),
+            image,
+        });
     }
 
     /// The status line for the properties view and whether it reports an error.
@@ -253,21 +259,28 @@ unsafe fn filter<'a>(data: *mut c_void) -> Option<&'a Filter> {
 }
 
 unsafe extern "C" fn get_name(_type_data: *mut c_void) -> *const c_char {
-    guard("get_name", c"Backdrop".as_ptr(), || module::text("Backdrop"))
+    guard("get_name", c"Backdrop".as_ptr(), || {
+        module::text("Backdrop")
+    })
 }
 
-unsafe extern "C" fn create(settings: *mut sys::obs_data_t, source: *mut sys::obs_source_t) -> *mut c_void {
-    guard("create", std::ptr::null_mut(), || match Filter::new(source) {
-        Ok(f) => {
-            let f = Box::new(f);
-            f.update(Settings::read(Data(settings)));
-            let raw = Box::into_raw(f);
-            register_procs(source, raw);
-            raw as *mut c_void
-        }
-        Err(e) => {
-            crate::error!("{e}");
-            std::ptr::null_mut()
+unsafe extern "C" fn create(
+    settings: *mut sys::obs_data_t,
+    source: *mut sys::obs_source_t,
+) -> *mut c_void {
+    guard("create", std::ptr::null_mut(), || {
+        match Filter::new(source) {
+            Ok(f) => {
+                let f = Box::new(f);
+                f.update(Settings::read(Data(settings)));
+                let raw = Box::into_raw(f);
+                register_procs(source, raw);
+                raw as *mut c_void
+            }
+            Err(e) => {
+                crate::error!("{e}");
+                std::ptr::null_mut()
+            }
         }
     })
 }
@@ -282,11 +295,15 @@ unsafe extern "C" fn destroy(data: *mut c_void) {
 }
 
 unsafe extern "C" fn get_defaults(settings: *mut sys::obs_data_t) {
-    guard("get_defaults", (), || Settings::write_defaults(Data(settings)))
+    guard("get_defaults", (), || {
+        Settings::write_defaults(Data(settings))
+    })
 }
 
 unsafe extern "C" fn get_properties(data: *mut c_void) -> *mut sys::obs_properties_t {
-    guard("get_properties", std::ptr::null_mut(), || properties::build(filter(data)))
+    guard("get_properties", std::ptr::null_mut(), || {
+        properties::build(filter(data))
+    })
 }
 
 unsafe extern "C" fn update(data: *mut c_void, settings: *mut sys::obs_data_t) {
@@ -312,7 +329,12 @@ unsafe fn register_procs(source: *mut sys::obs_source_t, filter: *mut Filter) {
         return;
     }
     let decl = cstring("void get_stats(out string json)");
-    sys::proc_handler_add(ph, decl.as_ptr(), Some(get_stats_proc), filter as *mut c_void);
+    sys::proc_handler_add(
+        ph,
+        decl.as_ptr(),
+        Some(get_stats_proc),
+        filter as *mut c_void,
+    );
 }
 
 unsafe extern "C" fn get_stats_proc(data: *mut c_void, cd: *mut sys::calldata_t) {
@@ -320,7 +342,12 @@ unsafe extern "C" fn get_stats_proc(data: *mut c_void, cd: *mut sys::calldata_t)
         if let Some(f) = filter(data) {
             let json = cstring(&f.stats_json());
             let bytes = json.as_bytes_with_nul();
-            sys::calldata_set_data(cd, c"json".as_ptr(), bytes.as_ptr() as *const c_void, bytes.len());
+            sys::calldata_set_data(
+                cd,
+                c"json".as_ptr(),
+                bytes.as_ptr() as *const c_void,
+                bytes.len(),
+            );
         }
     })
 }

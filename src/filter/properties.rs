@@ -21,7 +21,12 @@ pub(super) unsafe fn build(filter: Option<&Filter>) -> *mut sys::obs_properties_
     if let Some(f) = filter {
         let (status, is_error) = f.status();
         let s = cstring(&status);
-        let p = sys::obs_properties_add_text(props, c"status".as_ptr(), s.as_ptr(), sys::obs_text_type::OBS_TEXT_INFO);
+        let p = sys::obs_properties_add_text(
+            props,
+            c"status".as_ptr(),
+            s.as_ptr(),
+            sys::obs_text_type::OBS_TEXT_INFO,
+        );
         if is_error {
             sys::obs_property_text_set_info_type(p, sys::obs_text_info_type::OBS_TEXT_INFO_ERROR);
         }
@@ -57,7 +62,14 @@ pub(super) unsafe fn build(filter: Option<&Filter>) -> *mut sys::obs_properties_
     }
     sys::obs_property_set_modified_callback(mode, Some(mode_modified));
 
-    sys::obs_properties_add_float_slider(props, k(KEY_BLUR_STRENGTH).as_ptr(), t("BlurStrength"), 1.0, 100.0, 1.0);
+    sys::obs_properties_add_float_slider(
+        props,
+        k(KEY_BLUR_STRENGTH).as_ptr(),
+        t("BlurStrength"),
+        1.0,
+        100.0,
+        1.0,
+    );
     let filter_text = cstring(&module::text_string("ImageFilter"));
     sys::obs_properties_add_path(
         props,
@@ -68,8 +80,22 @@ pub(super) unsafe fn build(filter: Option<&Filter>) -> *mut sys::obs_properties_
         std::ptr::null(),
     );
     sys::obs_properties_add_color(props, k(KEY_COLOR).as_ptr(), t("Color"));
-    sys::obs_properties_add_float_slider(props, k(KEY_THRESHOLD).as_ptr(), t("Threshold"), 0.01, 0.99, 0.01);
-    sys::obs_properties_add_float_slider(props, k(KEY_EDGE_SOFTNESS).as_ptr(), t("EdgeSoftness"), 0.0, 1.0, 0.01);
+    sys::obs_properties_add_float_slider(
+        props,
+        k(KEY_THRESHOLD).as_ptr(),
+        t("Threshold"),
+        0.01,
+        0.99,
+        0.01,
+    );
+    sys::obs_properties_add_float_slider(
+        props,
+        k(KEY_EDGE_SOFTNESS).as_ptr(),
+        t("EdgeSoftness"),
+        0.0,
+        1.0,
+        0.01,
+    );
     sys::obs_properties_add_float_slider(
         props,
         k(KEY_TEMPORAL_SMOOTHING).as_ptr(),

@@ -29,7 +29,13 @@ pub(crate) struct GpuState {
 
 impl Default for GpuState {
     fn default() -> Self {
-        Self { gpu: None, error: None, frames: 0, render_ms: Rolling::new(300), mask_age: Rolling::new(300) }
+        Self {
+            gpu: None,
+            error: None,
+            frames: 0,
+            render_ms: Rolling::new(300),
+            mask_age: Rolling::new(300),
+        }
     }
 }
 
@@ -72,9 +78,11 @@ unsafe impl Send for Gpu {}
 
 impl Gpu {
     fn new() -> Result<Self, String> {
-        let path = module::data_file("effects/backdrop.effect")
-            .ok_or_else(|| "effects/backdrop.effect is missing from the plugin's data folder".to_string())?;
-        let effect = Effect::from_file(&path).map_err(|e| format!("effect does not compile: {e}"))?;
+        let path = module::data_file("effects/backdrop.effect").ok_or_else(|| {
+            "effects/backdrop.effect is missing from the plugin's data folder".to_string()
+        })?;
+        let effect =
+            Effect::from_file(&path).map_err(|e| format!("effect does not compile: {e}"))?;
         let get = |name: &CStr| effect.param(name);
         let p = Params {
             image: get(c"image"),
@@ -108,7 +116,12 @@ impl Gpu {
     }
 
     /// Renders the filter target into `frame` (premultiplied BGRA, source size).
-    unsafe fn render_target(&mut self, source: *mut sys::obs_source_t, width: u32, height: u32) -> bool {
+    unsafe fn render_target(
+        &mut self,
+        source: *mut sys::obs_source_t,
+        width: u32,
+        height: u32,
+    ) -> bool {
         let target = sys::obs_filter_get_target(source);
         let parent = sys::obs_filter_get_parent(source);
         if target.is_null() || parent.is_null() {
@@ -121,7 +134,10 @@ impl Gpu {
             return false;
         }
         sys::gs_blend_state_push();
-        sys::gs_blend_function(sys::gs_blend_type::GS_BLEND_ONE, sys::gs_blend_type::GS_BLEND_ZERO);
+        sys::gs_blend_function(
+            sys::gs_blend_type::GS_BLEND_ONE,
+            sys::gs_blend_type::GS_BLEND_ZERO,
+        );
         if target == parent && !custom_draw && !is_async {
             sys::obs_source_default_render(target);
         } else {
@@ -146,7 +162,10 @@ impl Gpu {
             return false;
         }
         sys::gs_blend_state_push();
-        sys::gs_blend_function(sys::gs_blend_type::GS_BLEND_ONE, sys::gs_blend_type::GS_BLEND_ZERO);
+        sys::gs_blend_function(
+            sys::gs_blend_type::GS_BLEND_ONE,
+            sys::gs_blend_type::GS_BLEND_ZERO,
+        );
         sys::gs_effect_set_texture(image_param, input);
         while sys::gs_effect_loop(effect.raw(), technique.as_ptr()) {
             sys::gs_draw_sprite(input, 0, w, h);
@@ -163,9 +182,20 @@ impl Gpu {
         if let Some((mw, mh)) = shared.model_input_size() {
             set_vec2(self.p.out_texel, 1.0 / mw as f32, 1.0 / mh as f32);
             let frame_tex = self.frame.texture();
-            if Self::pass(&self.effect, &mut self.small, mw, mh, c"Downscale", self.p.image, frame_tex) {
+            if Self::pass(
+                &self.effect,
+                &mut self.small,
+                mw,
+                mh,
+                c"Downscale",
+                self.p.image,
+                frame_tex,
+            ) {
                 let slot = (frame_no % RING as u64) as usize;
-                if self.ring[slot].as_ref().is_none_or(|s| (s.width, s.height) != (mw, mh)) {
+                if self.ring[slot]
+                    .as_ref()
+                    .is_none_or(|s| (s.width, s.height) != (mw, mh))
+                {
                     self.ring[slot] = StageSurface::new(mw, mh);
                 }
                 if let Some(surface) = self.ring[slot].as_mut() {
@@ -175,8 +205,13 @@ impl Gpu {
                 let prev = ((frame_no + RING as u64 - 1) % RING as u64) as usize;
                 let staged_at = self.ring_frame[prev];
                 if staged_at != 0 && staged_at + 1 == frame_no {
-                    if let Some(surface) = self.ring[prev].as_mut().filter(|s| (s.width, s.height) == (mw, mh)) {
-                        surface.read(|data, linesize| shared.submit(data, mw, mh, linesize, staged_at));
+                    if let Some(surface) = self.ring[prev]
+                        .as_mut()
+                        .filter(|s| (s.width, s.height) == (mw, mh))
+                    {
+                        surface.read(|data, linesize| {
+                            shared.submit(data, mw, mh, linesize, staged_at)
+                        });
                     }
                 }
             }
@@ -184,7 +219,11 @@ impl Gpu {
         // Upload a new mask if the worker published one; never wait for the worker.
         if let Ok(out) = shared.output.try_lock() {
             if out.sequence != self.mask_sequence && out.width > 0 && !out.pixels.is_empty() {
-                if self.mask.as_ref().is_none_or(|m| (m.width, m.height) != (out.width, out.height)) {
+                if self
+                    .mask
+                    .as_ref()
+                    .is_none_or(|m| (m.width, m.height) != (out.width, out.height))
+                {
                     self.mask = MaskTexture::new(out.width, out.height);
                 }
                 if let Some(m) = self.mask.as_mut() {
@@ -206,17 +245,45 @@ impl Gpu {
         let step = (strength / (4.0 * factor)).max(0.25);
         set_vec2(self.p.out_texel, 1.0 / bw as f32, 1.0 / bh as f32);
         let (e, img) = (&self.effect, self.p.image);
-        self.blurred = Self::pass(e, &mut self.blur_a, bw, bh, c"Downscale", img, self.frame.texture()) && {
+        self.blurred = Self::pass(
+            e,
+            &mut self.blur_a,
+            bw,
+            bh,
+            c"Downscale",
+            img,
+            self.frame.texture(),
+        ) && {
             set_vec2(self.p.blur_step, step / bw as f32, 0.0);
-            Self::pass(e, &mut self.blur_b, bw, bh, c"Blur", img, self.blur_a.texture())
+            Self::pass(
+                e,
+                &mut self.blur_b,
+                bw,
+                bh,
+                c"Blur",
+                img,
+                self.blur_a.texture(),
+            )
         } && {
             set_vec2(self.p.blur_step, 0.0, step / bh as f32);
-            Self::pass(e, &mut self.blur_a, bw, bh, c"Blur", img, self.blur_b.texture())
+            Self::pass(
+                e,
+                &mut self.blur_a,
+                bw,
+                bh,
+                c"Blur",
+                img,
+                self.blur_b.texture(),
+            )
         };
     }
 
     /// Draws the composite into the current render target with premultiplied-alpha blending.
-    unsafe fn composite(&mut self, params: &RenderParams, background: Option<(*mut sys::gs_texture_t, (u32, u32))>) {
+    unsafe fn composite(
+        &mut self,
+        params: &RenderParams,
+        background: Option<(*mut sys::gs_texture_t, (u32, u32))>,
+    ) {
         let (w, h) = self.size;
         let frame_tex = self.frame.texture();
         let mask_ready = self.mask.is_some();
@@ -234,7 +301,9 @@ impl Gpu {
         sys::gs_effect_set_float(p.threshold, params.threshold);
         sys::gs_effect_set_float(p.softness, params.edge_softness);
         let [r, g, b, a] = params.color;
-        let color = sys::vec4 { __bindgen_anon_1: sys::vec4__bindgen_ty_1 { ptr: [r, g, b, a] } };
+        let color = sys::vec4 {
+            __bindgen_anon_1: sys::vec4__bindgen_ty_1 { ptr: [r, g, b, a] },
+        };
         sys::gs_effect_set_vec4(p.color, &color);
         match background {
             Some((tex, (iw, ih))) if params.mode == Mode::Image => {
@@ -252,7 +321,10 @@ impl Gpu {
             }
         }
         sys::gs_blend_state_push();
-        sys::gs_blend_function(sys::gs_blend_type::GS_BLEND_ONE, sys::gs_blend_type::GS_BLEND_INVSRCALPHA);
+        sys::gs_blend_function(
+            sys::gs_blend_type::GS_BLEND_ONE,
+            sys::gs_blend_type::GS_BLEND_INVSRCALPHA,
+        );
         while sys::gs_effect_loop(self.effect.raw(), technique.as_ptr()) {
             sys::gs_draw_sprite(frame_tex, 0, w, h);
         }
@@ -261,7 +333,9 @@ impl Gpu {
 }
 
 unsafe fn set_vec2(param: *mut sys::gs_eparam_t, x: f32, y: f32) {
-    let v = sys::vec2 { __bindgen_anon_1: sys::vec2__bindgen_ty_1 { ptr: [x, y] } };
+    let v = sys::vec2 {
+        __bindgen_anon_1: sys::vec2__bindgen_ty_1 { ptr: [x, y] },
+    };
     sys::gs_effect_set_vec2(param, &v);
 }
 
@@ -274,7 +348,10 @@ impl Filter {
             if target.is_null() {
                 return false;
             }
-            let (w, h) = (sys::obs_source_get_base_width(target), sys::obs_source_get_base_height(target));
+            let (w, h) = (
+                sys::obs_source_get_base_width(target),
+                sys::obs_source_get_base_height(target),
+            );
             if w == 0 || h == 0 {
                 return false;
             }
@@ -298,7 +375,8 @@ impl Filter {
             let fresh;
             {
                 let gpu = state.gpu.as_mut().expect("created above");
-                fresh = gpu.frame_time != now || gpu.size != (w, h) || gpu.frame.texture().is_null();
+                fresh =
+                    gpu.frame_time != now || gpu.size != (w, h) || gpu.frame.texture().is_null();
             }
             if fresh {
                 state.frames += 1;
@@ -314,12 +392,15 @@ impl Filter {
             }
             let background = lock(&self.background);
             let image = match (&*background, params.mode) {
-                (Some(Background { image: Ok(img), .. }), Mode::Image) => Some((img.texture(), img.size())),
+                (Some(Background { image: Ok(img), .. }), Mode::Image) => {
+                    Some((img.texture(), img.size()))
+                }
                 _ => None,
             };
             let frames = state.frames;
             let gpu = state.gpu.as_mut().expect("created above");
-            let needs_blur = matches!(params.mode, Mode::Blur) || (params.mode == Mode::Image && image.is_none());
+            let needs_blur = matches!(params.mode, Mode::Blur)
+                || (params.mode == Mode::Image && image.is_none());
             if needs_blur && !gpu.blurred && gpu.mask.is_some() {
                 gpu.blur(w, h, params.blur_strength);
             }

@@ -34,7 +34,10 @@ impl Mode {
 
     /// Parses a setting value; unknown values give blur (the mode that never shows the room).
     pub fn parse(value: &str) -> Mode {
-        Self::ALL.iter().find(|(_, v, _)| *v == value).map_or(Mode::Blur, |(m, _, _)| *m)
+        Self::ALL
+            .iter()
+            .find(|(_, v, _)| *v == value)
+            .map_or(Mode::Blur, |(m, _, _)| *m)
     }
 }
 
@@ -99,7 +102,8 @@ impl Settings {
     /// Clamps every value into its range; non-finite numbers fall back to the default.
     pub fn validated(mut self) -> Self {
         let d = Settings::default();
-        let fix = |v: f32, lo: f32, hi: f32, def: f32| if v.is_finite() { v.clamp(lo, hi) } else { def };
+        let fix =
+            |v: f32, lo: f32, hi: f32, def: f32| if v.is_finite() { v.clamp(lo, hi) } else { def };
         self.threshold = fix(self.threshold, 0.01, 0.99, d.threshold);
         self.edge_softness = fix(self.edge_softness, 0.0, 1.0, d.edge_softness);
         self.temporal_smoothing = fix(self.temporal_smoothing, 0.0, 0.95, d.temporal_smoothing);
@@ -113,7 +117,13 @@ impl Settings {
     /// The background colour as straight-alpha RGBA floats in 0..1.
     pub fn color_rgba(&self) -> [f32; 4] {
         let c = self.color;
-        [c & 0xFF, (c >> 8) & 0xFF, (c >> 16) & 0xFF, (c >> 24) & 0xFF].map(|v| v as f32 / 255.0)
+        [
+            c & 0xFF,
+            (c >> 8) & 0xFF,
+            (c >> 16) & 0xFF,
+            (c >> 24) & 0xFF,
+        ]
+        .map(|v| v as f32 / 255.0)
     }
 }
 
@@ -141,7 +151,10 @@ mod tests {
 
     #[test]
     fn obs_colour_is_abgr() {
-        let s = Settings { color: 0x80FF_0010, ..Settings::default() };
+        let s = Settings {
+            color: 0x80FF_0010,
+            ..Settings::default()
+        };
         let [r, g, b, a] = s.color_rgba();
         assert_eq!((r * 255.0, g * 255.0, b * 255.0), (16.0, 0.0, 255.0));
         assert!((a - 128.0 / 255.0).abs() < 1e-6);

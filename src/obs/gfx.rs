@@ -20,7 +20,10 @@ impl TexRender {
     /// A BGRA texrender without depth buffer. Call with the graphics context entered.
     pub fn new() -> Option<Self> {
         NonNull::new(unsafe {
-            sys::gs_texrender_create(sys::gs_color_format::GS_BGRA, sys::gs_zstencil_format::GS_ZS_NONE)
+            sys::gs_texrender_create(
+                sys::gs_color_format::GS_BGRA,
+                sys::gs_zstencil_format::GS_ZS_NONE,
+            )
         })
         .map(Self)
     }
@@ -66,8 +69,10 @@ pub struct StageSurface {
 impl StageSurface {
     /// A BGRA stage surface of `width` x `height` px. Call with the graphics context entered.
     pub fn new(width: u32, height: u32) -> Option<Self> {
-        NonNull::new(unsafe { sys::gs_stagesurface_create(width, height, sys::gs_color_format::GS_BGRA) })
-            .map(|ptr| Self { ptr, width, height })
+        NonNull::new(unsafe {
+            sys::gs_stagesurface_create(width, height, sys::gs_color_format::GS_BGRA)
+        })
+        .map(|ptr| Self { ptr, width, height })
     }
     /// Queues a GPU copy of `texture` (same size and format) into this surface.
     ///
@@ -82,7 +87,9 @@ impl StageSurface {
         let mut data: *mut u8 = std::ptr::null_mut();
         let mut linesize: u32 = 0;
         unsafe {
-            if !sys::gs_stagesurface_map(self.ptr.as_ptr(), &mut data, &mut linesize) || data.is_null() {
+            if !sys::gs_stagesurface_map(self.ptr.as_ptr(), &mut data, &mut linesize)
+                || data.is_null()
+            {
                 return None;
             }
             let len = linesize as usize * (self.height as usize - 1) + self.width as usize * 4;
@@ -113,7 +120,14 @@ impl MaskTexture {
     /// A dynamic `GS_R8` texture of `width` x `height` px. Call with the graphics context entered.
     pub fn new(width: u32, height: u32) -> Option<Self> {
         NonNull::new(unsafe {
-            sys::gs_texture_create(width, height, sys::gs_color_format::GS_R8, 1, std::ptr::null_mut(), sys::GS_DYNAMIC)
+            sys::gs_texture_create(
+                width,
+                height,
+                sys::gs_color_format::GS_R8,
+                1,
+                std::ptr::null_mut(),
+                sys::GS_DYNAMIC,
+            )
         })
         .map(|ptr| Self { ptr, width, height })
     }

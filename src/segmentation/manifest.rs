@@ -97,9 +97,15 @@ pub struct Manifest {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("cannot read model manifest {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid model manifest {path}: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("model manifest {path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -107,10 +113,19 @@ pub enum ManifestError {
 impl Manifest {
     /// Reads and validates the manifest at `path`.
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Io {
+            path: path.into(),
+            source,
+        })?;
         let mut manifest = Self::parse(&text).map_err(|e| match e {
-            ManifestError::Json { source, .. } => ManifestError::Json { path: path.into(), source },
-            ManifestError::Invalid { message, .. } => ManifestError::Invalid { path: path.into(), message },
+            ManifestError::Json { source, .. } => ManifestError::Json {
+                path: path.into(),
+                source,
+            },
+            ManifestError::Invalid { message, .. } => ManifestError::Invalid {
+                path: path.into(),
+                message,
+            },
             other => other,
         })?;
         manifest.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -120,22 +135,36 @@ impl Manifest {
     /// Parses and validates manifest JSON (the folder is left empty).
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
         let manifest: Manifest =
-            serde_json::from_str(text).map_err(|source| ManifestError::Json { path: PathBuf::new(), source })?;
-        manifest.validate().map_err(|message| ManifestError::Invalid { path: PathBuf::new(), message })?;
+            serde_json::from_str(text).map_err(|source| ManifestError::Json {
+                path: PathBuf::new(),
+                source,
+            })?;
+        manifest
+            .validate()
+            .map_err(|message| ManifestError::Invalid {
+                path: PathBuf::new(),
+                message,
+            })?;
         Ok(manifest)
     }
 
     fn validate(&self) -> Result<(), String> {
         let s = &self.input.shape;
         if s.len() != 4 {
-            return Err(format!("input shape must have 4 dimensions, got {}", s.len()));
+            return Err(format!(
+                "input shape must have 4 dimensions, got {}",
+                s.len()
+            ));
         }
         let channels = match self.input.layout {
             Layout::Nhwc => s[3],
             Layout::Nchw => s[1],
         };
         if s[0] != 1 || channels != 3 {
-            return Err(format!("input shape {s:?} is not a single 3-channel image for {:?}", self.input.layout));
+            return Err(format!(
+                "input shape {s:?} is not a single 3-channel image for {:?}",
+                self.input.layout
+            ));
         }
         let (w, h) = self.input_size();
         if !(8..=4096).contains(&w) || !(8..=4096).contains(&h) {
@@ -214,7 +243,10 @@ mod tests {
         let text = GENERAL
             .replace("[1, 256, 256, 3]", "[1, 3, 320, 240]")
             .replace("NHWC", "NCHW")
-            .replace("\"probability\", \"person_channel\": 0", "\"logits_softmax\", \"person_channel\": 1");
+            .replace(
+                "\"probability\", \"person_channel\": 0",
+                "\"logits_softmax\", \"person_channel\": 1",
+            );
         let m = Manifest::parse(&text).unwrap();
         assert_eq!(m.input_size(), (240, 320));
         assert_eq!(m.output.kind, OutputKind::LogitsSoftmax);
@@ -223,11 +255,23 @@ mod tests {
     #[test]
     fn rejects_bad_rank_channel_and_std() {
         let rank = GENERAL.replace("[1, 256, 256, 3]", "[256, 256, 3]");
-        assert!(Manifest::parse(&rank).unwrap_err().to_string().contains("4 dimensions"));
+        assert!(Manifest::parse(&rank)
+            .unwrap_err()
+            .to_string()
+            .contains("4 dimensions"));
         let ch = GENERAL.replace("\"person_channel\": 0", "\"person_channel\": 1");
-        assert!(Manifest::parse(&ch).unwrap_err().to_string().contains("person_channel"));
+        assert!(Manifest::parse(&ch)
+            .unwrap_err()
+            .to_string()
+            .contains("person_channel"));
         let std = GENERAL.replace("[255, 255, 255]", "[255, 0, 255]");
-        assert!(Manifest::parse(&std).unwrap_err().to_string().contains("std"));
-        assert!(matches!(Manifest::parse("{"), Err(ManifestError::Json { .. })));
+        assert!(Manifest::parse(&std)
+            .unwrap_err()
+            .to_string()
+            .contains("std"));
+        assert!(matches!(
+            Manifest::parse("{"),
+            Err(ManifestError::Json { .. })
+        ));
     }
 }

@@ -36,14 +36,21 @@ pub struct Model {
 impl Model {
     /// Loads the ONNX file of `manifest` with `env`, checking that the tensor names and shapes in
     /// the graph match the manifest. Errors are readable sentences for the filter's status line.
-    pub fn load(env: &ort::environment::Environment, manifest: &Manifest, options: SessionOptions) -> Result<Self, String> {
+    pub fn load(
+        env: &ort::environment::Environment,
+        manifest: &Manifest,
+        options: SessionOptions,
+    ) -> Result<Self, String> {
         let path = manifest.model_path();
         if !path.is_file() {
             return Err(format!("model file not found: {}", path.display()));
         }
         let threads = options.intra_threads.max(1);
         let session = Session::builder(env)
-            .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::All).map_err(Into::into))
+            .and_then(|b| {
+                b.with_optimization_level(GraphOptimizationLevel::All)
+                    .map_err(Into::into)
+            })
             .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
             .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
             .and_then(|b| b.with_intra_op_spinning(false).map_err(Into::into))
@@ -56,13 +63,23 @@ impl Model {
             .find(|i| i.name() == manifest.input.name)
             .ok_or_else(|| {
                 let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
-                format!("model has no input named '{}' (it has {names:?})", manifest.input.name)
+                format!(
+                    "model has no input named '{}' (it has {names:?})",
+                    manifest.input.name
+                )
             })?;
         if let Some(shape) = input.dtype().tensor_shape() {
             let dims: &[i64] = shape;
-            let fits = dims.len() == 4 && dims.iter().zip(&manifest.input.shape).all(|(a, b)| *a < 0 || a == b);
+            let fits = dims.len() == 4
+                && dims
+                    .iter()
+                    .zip(&manifest.input.shape)
+                    .all(|(a, b)| *a < 0 || a == b);
             if !fits {
-                return Err(format!("model input shape {dims:?} does not match the manifest's {:?}", manifest.input.shape));
+                return Err(format!(
+                    "model input shape {dims:?} does not match the manifest's {:?}",
+                    manifest.input.shape
+                ));
             }
         }
         let output = session
@@ -71,11 +88,19 @@ impl Model {
             .find(|o| o.name() == manifest.output.name)
             .ok_or_else(|| {
                 let names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
-                format!("model has no output named '{}' (it has {names:?})", manifest.output.name)
+                format!(
+                    "model has no output named '{}' (it has {names:?})",
+                    manifest.output.name
+                )
             })?;
-        let out_dims: Vec<i64> = output.dtype().tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
+        let out_dims: Vec<i64> = output
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.to_vec())
+            .unwrap_or_default();
         let (w, h) = manifest.input_size();
-        let (output_size, output_channels, output_layout) = output_geometry(&out_dims, (w as usize, h as usize))?;
+        let (output_size, output_channels, output_layout) =
+            output_geometry(&out_dims, (w as usize, h as usize))?;
 
         let plane = output_size.0 * output_size.1;
         Ok(Self {
@@ -104,14 +129,22 @@ impl Model {
     /// input tensor. Timed separately from [`Model::run`].
     pub fn preprocess(&mut self, bgra: &[u8], stride: usize) {
         let (w, h) = self.input_size();
-        tensor::pack_bgra(bgra, w as usize, h as usize, stride, &self.manifest.input, &mut self.tensor);
+        tensor::pack_bgra(
+            bgra,
+            w as usize,
+            h as usize,
+            stride,
+            &self.manifest.input,
+            &mut self.tensor,
+        );
     }
 
     /// Runs the session on the packed tensor and converts the output to person probability,
     /// returning the plane (`output_size` w x h values in 0..1).
     pub fn run(&mut self) -> Result<&[f32], String> {
-        let input = TensorRef::from_array_view((self.input_shape.as_slice(), self.tensor.as_slice()))
-            .map_err(|e| format!("input tensor: {e}"))?;
+        let input =
+            TensorRef::from_array_view((self.input_shape.as_slice(), self.tensor.as_slice()))
+                .map_err(|e| format!("input tensor: {e}"))?;
         let outputs = self
             .session
             .run(ort::inputs![self.manifest.input.name.as_str() => input])
@@ -119,8 +152,16 @@ impl Model {
         let value = outputs
             .get(self.manifest.output.name.as_str())
             .ok_or_else(|| format!("no output '{}'", self.manifest.output.name))?;
-        let (_, data) = value.try_extract_tensor::<f32>().map_err(|e| format!("output tensor: {e}"))?;
-        tensor::person_probability(data, self.output_channels, self.output_layout, &self.manifest.output, &mut self.probability)?;
+        let (_, data) = value
+            .try_extract_tensor::<f32>()
+            .map_err(|e| format!("output tensor: {e}"))?;
+        tensor::person_probability(
+            data,
+            self.output_channels,
+            self.output_layout,
+            &self.manifest.output,
+            &mut self.probability,
+        )?;
         Ok(&self.probability)
     }
 
@@ -133,8 +174,17 @@ impl Model {
 
 /// Spatial size, channel count and layout of an output tensor shape. Accepts `[1,H,W,C]`,
 /// `[1,C,H,W]` (C = 1 or 2) and `[1,H,W]`; dynamic dimensions fall back to the input size.
-pub fn output_geometry(dims: &[i64], input: (usize, usize)) -> Result<((usize, usize), usize, Layout), String> {
-    let d = |i: usize, fallback: usize| if dims[i] > 0 { dims[i] as usize } else { fallback };
+pub fn output_geometry(
+    dims: &[i64],
+    input: (usize, usize),
+) -> Result<((usize, usize), usize, Layout), String> {
+    let d = |i: usize, fallback: usize| {
+        if dims[i] > 0 {
+            dims[i] as usize
+        } else {
+            fallback
+        }
+    };
     match dims.len() {
         3 => Ok(((d(2, input.0), d(1, input.1)), 1, Layout::Nhwc)),
         4 if (1..=2).contains(&dims[3]) => Ok(((d(2, input.0), d(1, input.1)), dims[3] as usize, Layout::Nhwc)),
@@ -149,10 +199,22 @@ mod tests {
 
     #[test]
     fn output_geometry_of_common_shapes() {
-        assert_eq!(output_geometry(&[1, 256, 256, 1], (256, 256)).unwrap(), ((256, 256), 1, Layout::Nhwc));
-        assert_eq!(output_geometry(&[1, 144, 256, 2], (256, 144)).unwrap(), ((256, 144), 2, Layout::Nhwc));
-        assert_eq!(output_geometry(&[1, 2, 320, 320], (320, 320)).unwrap(), ((320, 320), 2, Layout::Nchw));
-        assert_eq!(output_geometry(&[1, -1, -1, 1], (64, 32)).unwrap(), ((64, 32), 1, Layout::Nhwc));
+        assert_eq!(
+            output_geometry(&[1, 256, 256, 1], (256, 256)).unwrap(),
+            ((256, 256), 1, Layout::Nhwc)
+        );
+        assert_eq!(
+            output_geometry(&[1, 144, 256, 2], (256, 144)).unwrap(),
+            ((256, 144), 2, Layout::Nhwc)
+        );
+        assert_eq!(
+            output_geometry(&[1, 2, 320, 320], (320, 320)).unwrap(),
+            ((320, 320), 2, Layout::Nchw)
+        );
+        assert_eq!(
+            output_geometry(&[1, -1, -1, 1], (64, 32)).unwrap(),
+            ((64, 32), 1, Layout::Nhwc)
+        );
         assert!(output_geometry(&[1, 5, 5, 5], (5, 5)).is_err());
         assert!(output_geometry(&[256], (5, 5)).is_err());
     }

@@ -11,7 +11,11 @@ pub struct Rolling {
 impl Rolling {
     /// A ring holding the last `capacity` samples.
     pub fn new(capacity: usize) -> Self {
-        Self { samples: vec![0.0; capacity.max(1)], next: 0, filled: 0 }
+        Self {
+            samples: vec![0.0; capacity.max(1)],
+            next: 0,
+            filled: 0,
+        }
     }
     /// Adds one sample.
     pub fn push(&mut self, value: f64) {

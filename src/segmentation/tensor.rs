@@ -8,10 +8,20 @@ use super::manifest::{ChannelOrder, InputSpec, Layout, OutputKind, OutputSpec};
 ///
 /// # Panics
 /// When `tensor` or `bgra` is too small for the given size.
-pub fn pack_bgra(bgra: &[u8], width: usize, height: usize, stride: usize, spec: &InputSpec, tensor: &mut [f32]) {
+pub fn pack_bgra(
+    bgra: &[u8],
+    width: usize,
+    height: usize,
+    stride: usize,
+    spec: &InputSpec,
+    tensor: &mut [f32],
+) {
     let plane = width * height;
     assert!(tensor.len() >= plane * 3, "tensor buffer too small");
-    assert!(height == 0 || bgra.len() >= stride * (height - 1) + width * 4, "image buffer too small");
+    assert!(
+        height == 0 || bgra.len() >= stride * (height - 1) + width * 4,
+        "image buffer too small"
+    );
     // Source byte offset inside a BGRA pixel for each tensor channel.
     let src: [usize; 3] = match spec.channel_order {
         ChannelOrder::Rgb => [2, 1, 0],
@@ -54,7 +64,11 @@ pub fn person_probability(
 ) -> Result<(), String> {
     let plane = out.len();
     if output.len() != plane * channels {
-        return Err(format!("output has {} values, expected {} x {channels}", output.len(), plane));
+        return Err(format!(
+            "output has {} values, expected {} x {channels}",
+            output.len(),
+            plane
+        ));
     }
     let at = |c: usize, i: usize| match layout {
         Layout::Nhwc => output[i * channels + c],
@@ -78,7 +92,12 @@ pub fn person_probability(
                 *o = sigmoid(at(spec.person_channel, i) - at(other, i));
             }
         }
-        (kind, c) => return Err(format!("output kind {kind:?} needs {} channels, model has {c}", kind_channels(kind))),
+        (kind, c) => {
+            return Err(format!(
+                "output kind {kind:?} needs {} channels, model has {c}",
+                kind_channels(kind)
+            ))
+        }
     }
     Ok(())
 }
@@ -115,21 +134,59 @@ mod tests {
         // 2x1 image with 4 bytes of row padding: BGRA (1,2,3,255), (4,5,6,255)
         let img = [1u8, 2, 3, 255, 4, 5, 6, 255, 0, 0, 0, 0];
         let mut t = [0f32; 6];
-        pack_bgra(&img, 2, 1, 12, &spec(Layout::Nhwc, ChannelOrder::Rgb), &mut t);
-        assert_eq!(t, [(3. - 10.) / 2., (2. - 20.) / 4., (1. - 30.) / 5., (6. - 10.) / 2., (5. - 20.) / 4., (4. - 30.) / 5.]);
+        pack_bgra(
+            &img,
+            2,
+            1,
+            12,
+            &spec(Layout::Nhwc, ChannelOrder::Rgb),
+            &mut t,
+        );
+        assert_eq!(
+            t,
+            [
+                (3. - 10.) / 2.,
+                (2. - 20.) / 4.,
+                (1. - 30.) / 5.,
+                (6. - 10.) / 2.,
+                (5. - 20.) / 4.,
+                (4. - 30.) / 5.
+            ]
+        );
     }
 
     #[test]
     fn packs_nchw_bgr_planes() {
         let img = [1u8, 2, 3, 255, 4, 5, 6, 255];
         let mut t = [0f32; 6];
-        pack_bgra(&img, 2, 1, 8, &spec(Layout::Nchw, ChannelOrder::Bgr), &mut t);
-        assert_eq!(t, [(1. - 10.) / 2., (4. - 10.) / 2., (2. - 20.) / 4., (5. - 20.) / 4., (3. - 30.) / 5., (6. - 30.) / 5.]);
+        pack_bgra(
+            &img,
+            2,
+            1,
+            8,
+            &spec(Layout::Nchw, ChannelOrder::Bgr),
+            &mut t,
+        );
+        assert_eq!(
+            t,
+            [
+                (1. - 10.) / 2.,
+                (4. - 10.) / 2.,
+                (2. - 20.) / 4.,
+                (5. - 20.) / 4.,
+                (3. - 30.) / 5.,
+                (6. - 30.) / 5.
+            ]
+        );
     }
 
     #[test]
     fn softmax_of_two_logits_picks_person_channel() {
-        let spec = OutputSpec { name: "y".into(), kind: OutputKind::LogitsSoftmax, person_channel: 1 };
+        let spec = OutputSpec {
+            name: "y".into(),
+            kind: OutputKind::LogitsSoftmax,
+            person_channel: 1,
+        };
         // NHWC, 2 pixels: (bg 0, person 0) -> 0.5; (bg -2, person 2) -> sigmoid(4)
         let mut out = [0f32; 2];
         person_probability(&[0.0, 0.0, -2.0, 2.0], 2, Layout::Nhwc, &spec, &mut out).unwrap();
@@ -142,7 +199,11 @@ mod tests {
 
     #[test]
     fn probability_passes_through_clamped_and_mismatch_is_an_error() {
-        let spec = OutputSpec { name: "y".into(), kind: OutputKind::Probability, person_channel: 0 };
+        let spec = OutputSpec {
+            name: "y".into(),
+            kind: OutputKind::Probability,
+            person_channel: 0,
+        };
         let mut out = [0f32; 2];
         person_probability(&[0.25, 1.5], 1, Layout::Nhwc, &spec, &mut out).unwrap();
         assert_eq!(out, [0.25, 1.0]);

@@ -194,13 +194,20 @@ impl Worker {
             .name("backdrop-worker".into())
             .spawn(move || {
                 let s = thread_shared.clone();
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&thread_shared))).is_err() {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&thread_shared)))
+                    .is_err()
+                {
                     s.input_size.store(0, Ordering::Release);
-                    s.set_state(State::Error("internal error in the segmentation worker (see log)".into()));
+                    s.set_state(State::Error(
+                        "internal error in the segmentation worker (see log)".into(),
+                    ));
                     crate::error!("segmentation worker panicked; the filter passes video through");
                 }
             })?;
-        Ok(Self { shared, thread: Some(thread) })
+        Ok(Self {
+            shared,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -219,7 +226,7 @@ impl Drop for Worker {
 
 fn run(shared: &Shared) {
     let mut model: Option<Model> = None;
-    let mut loaded_version = u64::MAX;
+    let mut loaded_version = 0; // request version 0 = no request yet
     let mut smoothing = 0.0f32;
     let mut smoother = TemporalSmoother::default();
     let mut frame = Frame::default();
@@ -231,7 +238,10 @@ fn run(shared: &Shared) {
         let has_frame;
         {
             let mut input = lock(&shared.input);
-            while !input.pending && input.request_version == loaded_version && !shared.stop.load(Ordering::Acquire) {
+            while !input.pending
+                && input.request_version == loaded_version
+                && !shared.stop.load(Ordering::Acquire)
+            {
                 input = shared.wake.wait(input).unwrap_or_else(|e| e.into_inner());
             }
             if shared.stop.load(Ordering::Acquire) {
@@ -264,7 +274,9 @@ fn run(shared: &Shared) {
             }
             if let Some(m) = &model {
                 let (w, h) = m.input_size();
-                shared.input_size.store(((w as u64) << 32) | h as u64, Ordering::Release);
+                shared
+                    .input_size
+                    .store(((w as u64) << 32) | h as u64, Ordering::Release);
             }
         }
 
@@ -326,7 +338,11 @@ fn load_model(shared: &Shared, request: &Request) -> Option<Model> {
     };
     match Model::load(env, manifest, request.session) {
         Ok(m) => {
-            crate::info!("model '{}' loaded from {}", manifest.id, manifest.model_path().display());
+            crate::info!(
+                "model '{}' loaded from {}",
+                manifest.id,
+                manifest.model_path().display()
+            );
             Some(m)
         }
         Err(e) => {

@@ -103,8 +103,7 @@ pub fn run(name: &str, plugin: &Path, args: &[&str], env: &[(&str, Option<&str>)
         started.elapsed().as_secs_f64(),
         stderr
             .lines()
-            .filter(|l| l.starts_with("backdrop-render:"))
-            .last()
+            .rfind(|l| l.starts_with("backdrop-render:"))
             .unwrap_or("")
     );
     Run {

@@ -1,0 +1,354 @@
+//! Input sources, the filter chain on them, filter settings and the filter's statistics.
+
+use crate::cli::{FilterChoice, InputSpec, Options, SetValue};
+use crate::host::{cstr, from_c, source_type_registered};
+use crate::tap;
+use anyhow::{bail, Result};
+use obs_backdrop::obs::sys;
+use std::os::raw::c_char;
+use std::path::Path;
+
+/// Filter type id the plugin registers.
+pub const BACKDROP_ID: &str = "backdrop_filter";
+
+/// An owned `obs_data_t` (released on drop).
+pub struct Data(pub *mut sys::obs_data_t);
+
+impl Data {
+    pub fn new() -> Self {
+        Data(unsafe { sys::obs_data_create() })
+    }
+    pub fn set_str(&self, key: &str, v: &str) -> &Self {
+        let (k, v) = (cstr(key), cstr(v));
+        unsafe { sys::obs_data_set_string(self.0, k.as_ptr(), v.as_ptr()) };
+        self
+    }
+    pub fn set_int(&self, key: &str, v: i64) -> &Self {
+        let k = cstr(key);
+        unsafe { sys::obs_data_set_int(self.0, k.as_ptr(), v) };
+        self
+    }
+    pub fn set_double(&self, key: &str, v: f64) -> &Self {
+        let k = cstr(key);
+        unsafe { sys::obs_data_set_double(self.0, k.as_ptr(), v) };
+        self
+    }
+    pub fn set_bool(&self, key: &str, v: bool) -> &Self {
+        let k = cstr(key);
+        unsafe { sys::obs_data_set_bool(self.0, k.as_ptr(), v) };
+        self
+    }
+    /// Sets a `--set` value with the matching `obs_data_set_*`.
+    pub fn set_value(&self, key: &str, v: &SetValue) -> &Self {
+        match v {
+            SetValue::Int(i) => self.set_int(key, *i),
+            SetValue::Float(f) => self.set_double(key, *f),
+            SetValue::Bool(b) => self.set_bool(key, *b),
+            SetValue::Str(s) => self.set_str(key, s),
+        }
+    }
+    /// Parses JSON text (as written by [`Data::json`]).
+    pub fn from_json(json: &str) -> Self {
+        let j = cstr(json);
+        let d = unsafe { sys::obs_data_create_from_json(j.as_ptr()) };
+        if d.is_null() {
+            Data::new()
+        } else {
+            Data(d)
+        }
+    }
+    /// The user-set values as JSON text (defaults are not included).
+    pub fn json(&self) -> String {
+        from_c(unsafe { sys::obs_data_get_json(self.0) })
+    }
+}
+
+impl Drop for Data {
+    fn drop(&mut self) {
+        unsafe { sys::obs_data_release(self.0) };
+    }
+}
+
+/// 0xRRGGBB plus alpha 0xFF as an OBS colour int (0xAABBGGRR).
+pub fn obs_color_from_rgb(rgb: u32) -> i64 {
+    obs_color_from_argb(0xFF00_0000 | rgb)
+}
+
+/// 0xAARRGGBB as an OBS colour int (0xAABBGGRR).
+pub fn obs_color_from_argb(argb: u32) -> i64 {
+    let a = argb >> 24;
+    let r = (argb >> 16) & 0xFF;
+    let g = (argb >> 8) & 0xFF;
+    let b = argb & 0xFF;
+    ((a << 24) | (b << 16) | (g << 8) | r) as i64
+}
+
+/// The first registered id of a colour source (libobs 29 registers color_source_v3).
+fn color_source_id() -> Result<&'static str> {
+    ["color_source_v3", "color_source_v2", "color_source"]
+        .into_iter()
+        .find(|id| source_type_registered(id))
+        .ok_or_else(|| anyhow::anyhow!("no color source type registered (image-source module)"))
+}
+
+/// Source id and settings for an input.
+fn input_settings(input: &InputSpec, looping: bool) -> Result<(&'static str, Data)> {
+    let d = Data::new();
+    let id = match input {
+        InputSpec::Image(p) => {
+            d.set_str("file", &absolute(p));
+            "image_source"
+        }
+        InputSpec::Video(p) => {
+            d.set_str("local_file", &absolute(p))
+                .set_bool("is_local_file", true)
+                .set_bool("looping", looping)
+                .set_bool("hw_decode", false)
+                .set_bool("restart_on_activate", true)
+                .set_bool("close_when_inactive", false)
+                // Keep the last frame at the end, so late stills still show the video.
+                .set_bool("clear_on_media_end", false);
+            "ffmpeg_source"
+        }
+        InputSpec::Color {
+            width,
+            height,
+            argb,
+        } => {
+            d.set_int("width", *width as i64)
+                .set_int("height", *height as i64)
+                .set_int("color", obs_color_from_argb(*argb));
+            color_source_id()?
+        }
+    };
+    Ok((id, d))
+}
+
+fn absolute(p: &Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Builds the backdrop filter's settings from the options.
+pub fn filter_settings(o: &Options) -> Data {
+    let d = Data::new();
+    if let Some(m) = &o.mode {
+        d.set_str("mode", m);
+    }
+    if let Some(p) = &o.background_image {
+        d.set_str("image_path", &absolute(p));
+    }
+    if let Some(c) = o.color {
+        d.set_int("color", obs_color_from_rgb(c));
+    }
+    if let Some(m) = &o.model {
+        d.set_str("model", m);
+    }
+    for (k, v) in &o.sets {
+        d.set_value(k, v);
+    }
+    d
+}
+
+/// An input source with its filter chain: `source <- tap? <- filter?`.
+pub struct Chain {
+    pub source: *mut sys::obs_source_t,
+    pub tap: *mut sys::obs_source_t,
+    pub filter: *mut sys::obs_source_t,
+    pub filter_kind: FilterChoice,
+}
+
+impl Chain {
+    /// Creates the input source (no filters yet). `index` makes names unique.
+    pub fn create_source(input: &InputSpec, looping: bool, index: usize) -> Result<Chain> {
+        if let InputSpec::Image(p) | InputSpec::Video(p) = input {
+            if !p.is_file() {
+                bail!("input {} not found", p.display());
+            }
+        }
+        let (id, settings) = input_settings(input, looping)?;
+        if !source_type_registered(id) {
+            bail!("source type {id} is not registered (module not loaded?)");
+        }
+        let name = cstr(&format!("input-{index}"));
+        let idc = cstr(id);
+        let source =
+            unsafe { sys::obs_source_create_private(idc.as_ptr(), name.as_ptr(), settings.0) };
+        if source.is_null() {
+            bail!("obs_source_create({id}) failed");
+        }
+        Ok(Chain {
+            source,
+            tap: std::ptr::null_mut(),
+            filter: std::ptr::null_mut(),
+            filter_kind: FilterChoice::None,
+        })
+    }
+
+    /// Adds the tap (innermost) and then the chosen filter on top of it.
+    pub fn add_filters(&mut self, o: &Options, with_tap: bool) -> Result<()> {
+        if with_tap {
+            self.tap = tap::create();
+            if self.tap.is_null() {
+                bail!("cannot create the render tap filter");
+            }
+            unsafe { sys::obs_source_filter_add(self.source, self.tap) };
+        }
+        self.filter_kind = o.filter;
+        let (id, settings) = match o.filter {
+            FilterChoice::None => return Ok(()),
+            FilterChoice::Backdrop => (BACKDROP_ID, filter_settings(o)),
+            FilterChoice::Passthrough => (passthrough_id()?, Data::new()),
+        };
+        let idc = cstr(id);
+        let name = if o.filter == FilterChoice::Backdrop {
+            c"Backdrop"
+        } else {
+            c"Passthrough"
+        };
+        self.filter = unsafe {
+            sys::obs_source_create(
+                idc.as_ptr(),
+                name.as_ptr(),
+                settings.0,
+                std::ptr::null_mut(),
+            )
+        };
+        if self.filter.is_null() {
+            bail!("obs_source_create({id}) failed");
+        }
+        unsafe { sys::obs_source_filter_add(self.source, self.filter) };
+        Ok(())
+    }
+
+    /// Applies `settings` to the filter with `obs_source_update` (no-op without a filter).
+    pub fn update_filter(&self, settings: &Data) {
+        if !self.filter.is_null() {
+            unsafe { sys::obs_source_update(self.filter, settings.0) };
+        }
+    }
+
+    /// The filter's current user settings as JSON (None without a filter).
+    pub fn filter_settings_json(&self) -> Option<String> {
+        if self.filter.is_null() {
+            return None;
+        }
+        let live = Data(unsafe { sys::obs_source_get_settings(self.filter) });
+        Some(live.json())
+    }
+
+    /// Restores the filter's settings to `json` (from [`Chain::filter_settings_json`]): the
+    /// `keys` the caller changed are erased from the live settings (back to their defaults),
+    /// then `json` is applied with `obs_source_update`.
+    pub fn restore_filter_settings(&self, json: &str, keys: &[&str]) {
+        if self.filter.is_null() {
+            return;
+        }
+        let live = Data(unsafe { sys::obs_source_get_settings(self.filter) });
+        for k in keys {
+            let k = cstr(k);
+            unsafe { sys::obs_data_erase(live.0, k.as_ptr()) };
+        }
+        self.update_filter(&Data::from_json(json));
+    }
+
+    /// Updates the input source's own settings.
+    pub fn update_source(&self, settings: &Data) {
+        unsafe { sys::obs_source_update(self.source, settings.0) };
+    }
+
+    /// Removes and releases the filter (fault injection); the tap and source stay.
+    pub fn remove_filter(&mut self) {
+        if !self.filter.is_null() {
+            unsafe {
+                sys::obs_source_filter_remove(self.source, self.filter);
+                sys::obs_source_release(self.filter);
+            }
+            self.filter = std::ptr::null_mut();
+        }
+    }
+
+    /// Current base size of the source.
+    pub fn size(&self) -> (u32, u32) {
+        unsafe {
+            (
+                sys::obs_source_get_base_width(self.source),
+                sys::obs_source_get_base_height(self.source),
+            )
+        }
+    }
+
+    /// The filter's stats from its `get_stats` proc (None without a filter or that proc).
+    pub fn stats(&self) -> Option<serde_json::Value> {
+        if self.filter.is_null() || self.filter_kind != FilterChoice::Backdrop {
+            return None;
+        }
+        get_stats(self.filter)
+    }
+
+    /// Media state of a video input.
+    pub fn media_state(&self) -> sys::obs_media_state {
+        unsafe { sys::obs_source_media_get_state(self.source) }
+    }
+
+    /// Media duration in ms (0 or less when unknown).
+    pub fn media_duration_ms(&self) -> i64 {
+        unsafe { sys::obs_source_media_get_duration(self.source) }
+    }
+}
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        unsafe {
+            self.remove_filter();
+            if !self.tap.is_null() {
+                sys::obs_source_filter_remove(self.source, self.tap);
+                sys::obs_source_release(self.tap);
+            }
+            sys::obs_source_release(self.source);
+        }
+    }
+}
+
+/// Id of the pass-through comparison filter: `color_filter_v2` (Color Correction) at defaults
+/// is an identity colour matrix, a real render pass that leaves pixels unchanged.
+fn passthrough_id() -> Result<&'static str> {
+    ["color_filter_v2", "color_filter"]
+        .into_iter()
+        .find(|id| source_type_registered(id))
+        .ok_or_else(|| {
+            anyhow::anyhow!("color_filter_v2 not registered: obs-filters module not loaded")
+        })
+}
+
+/// Calls the filter's `void get_stats(out string json)` proc and parses the JSON.
+pub fn get_stats(filter: *mut sys::obs_source_t) -> Option<serde_json::Value> {
+    unsafe {
+        let ph = sys::obs_source_get_proc_handler(filter);
+        if ph.is_null() {
+            return None;
+        }
+        // calldata_init is inline in the headers: a zeroed struct is an empty calldata.
+        let mut cd = sys::calldata_t::default();
+        let ok = sys::proc_handler_call(ph, c"get_stats".as_ptr(), &mut cd);
+        let mut text = None;
+        if ok {
+            let mut p: *const c_char = std::ptr::null();
+            if sys::calldata_get_string(&cd, c"json".as_ptr(), &mut p) && !p.is_null() {
+                text = Some(from_c(p));
+            }
+        }
+        // calldata_free (inline): frees the stack unless it is caller-owned ("fixed").
+        if !cd.fixed && !cd.stack.is_null() {
+            sys::bfree(cd.stack as *mut _);
+        }
+        serde_json::from_str(&text?).ok()
+    }
+}
+
+/// `mask_frames` from a stats object.
+pub fn mask_frames(stats: &serde_json::Value) -> Option<u64> {
+    stats.get("mask_frames").and_then(|v| v.as_u64())
+}
