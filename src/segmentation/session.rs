@@ -172,6 +172,27 @@ impl Model {
     }
 }
 
+/// Creates an ONNX Runtime session for the file at `path` with the plugin's options: graph
+/// optimisation "all", `intra_threads` intra-op threads, 1 inter-op thread, spinning off.
+/// Benchmarks use it to time the bare `Session::run` with exactly the filter's options.
+pub fn build_session(
+    env: &ort::environment::Environment,
+    path: &std::path::Path,
+    options: SessionOptions,
+) -> Result<Session, String> {
+    let threads = options.intra_threads.max(1);
+    Session::builder(env)
+        .and_then(|b| {
+            b.with_optimization_level(GraphOptimizationLevel::All)
+                .map_err(Into::into)
+        })
+        .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
+        .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+        .and_then(|b| b.with_intra_op_spinning(false).map_err(Into::into))
+        .and_then(|mut b| b.commit_from_file(path))
+        .map_err(|e| format!("cannot load model {}: {e}", path.display()))
+}
+
 /// Spatial size, channel count and layout of an output tensor shape. Accepts `[1,H,W,C]`,
 /// `[1,C,H,W]` (C = 1 or 2) and `[1,H,W]`; dynamic dimensions fall back to the input size.
 pub fn output_geometry(
