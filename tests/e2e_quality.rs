@@ -121,3 +121,63 @@ fn portraits_in_colour_mode_match_ground_truth() {
     println!("portraits: mean IoU {mean:.4} over {} images (worst {worst:.3}); bare model outside OBS: 0.866", ious.len());
     assert!(mean >= 0.84, "mean IoU {mean:.4} < 0.84");
 }
+
+#[test]
+fn transparent_mode_alpha_is_the_person() {
+    let Some(testdata) = common::testdata() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made: run scripts/setup.sh")
+    };
+    // Every third portrait keeps this run short; the colour-mode test covers all of them.
+    let ids: Vec<u32> = common::portrait_ids(&testdata)
+        .into_iter()
+        .step_by(3)
+        .collect();
+    let mut args = vec![
+        "--mode".to_string(),
+        "transparent".into(),
+        "--settle".into(),
+        "6".into(),
+    ];
+    for id in &ids {
+        args.push("--input".into());
+        args.push(
+            testdata
+                .join(format!("portraits/images/{id}.jpg"))
+                .display()
+                .to_string(),
+        );
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = host::run("portraits_transparent", &plugin, &args, &[]);
+    assert_eq!(run.code, 0, "host failed: {}", run.stderr);
+    let inputs = run.report["inputs"].as_array().expect("inputs in report");
+    let mut ious = Vec::new();
+    for (id, input) in ids.iter().zip(inputs) {
+        let result = Rgba::load(std::path::Path::new(input["result_png"].as_str().unwrap()));
+        let truth = ground_truth(
+            &testdata.join(format!("portraits/masks/{id}.png")),
+            result.width,
+            result.height,
+        );
+        let (mut inter, mut union) = (0u64, 0u64);
+        for (px, t) in result.px.chunks_exact(4).zip(&truth) {
+            let p = px[3] > 127;
+            inter += (p && *t) as u64;
+            union += (p || *t) as u64;
+        }
+        ious.push(if union == 0 {
+            1.0
+        } else {
+            inter as f64 / union as f64
+        });
+    }
+    let mean = ious.iter().sum::<f64>() / ious.len() as f64;
+    println!(
+        "transparent mode: mean alpha IoU {mean:.4} over {} portraits",
+        ious.len()
+    );
+    assert!(mean >= 0.82, "mean alpha IoU {mean:.4} < 0.82");
+}

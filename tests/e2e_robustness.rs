@@ -33,6 +33,14 @@ fn assert_passthrough(run: &Run) {
     );
 }
 
+/// The property named `name` in the report's properties view.
+fn property<'a>(run: &'a Run, name: &str) -> &'a serde_json::Value {
+    run.report["properties"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("no property {name:?} in {}", run.report["properties"]))
+}
+
 /// Exactly one warning line from the plugin that contains `needle`, and no error line.
 fn assert_logged_once(run: &Run, needle: &str) {
     let log = run.log();
@@ -84,6 +92,67 @@ fn missing_runtime_library_passes_video_through_with_a_readable_status() {
     assert_eq!(run.stats()["error"], true);
     assert_logged_once(&run, "ONNX Runtime cannot be loaded");
     assert_passthrough(&run);
+    // The user sees the same reason at the top of the filter's properties.
+    let shown = property(&run, "status")["description"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        shown.contains("ONNX Runtime cannot be loaded"),
+        "properties status: {shown}"
+    );
+}
+
+#[test]
+fn properties_are_localised_and_list_the_installed_models() {
+    let Some(video) = video() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made")
+    };
+    let args = [
+        "--input",
+        video.to_str().unwrap(),
+        "--frames",
+        "30",
+        "--mode",
+        "color",
+    ];
+    let run = host::run("properties", &plugin, &args, &[]);
+    assert_flowing(&run, 30);
+    // Labels come from data/locale/en-US.ini, not the raw keys.
+    assert_eq!(property(&run, "mode")["description"], "Background");
+    assert_eq!(
+        property(&run, "edge_softness")["description"],
+        "Edge softness"
+    );
+    let modes: Vec<&str> = property(&run, "mode")["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert_eq!(modes, ["Blur", "Image", "Colour", "Transparent"]);
+    // The model list is read from the installed manifests.
+    let models: Vec<&str> = property(&run, "model")["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["value"].as_str())
+        .collect();
+    assert_eq!(models, ["selfie_general", "selfie_landscape"]);
+    // The status line reports the running model and its measured inference time.
+    let status = property(&run, "status")["description"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        status.starts_with("selfie_general") && status.contains("ms (median)"),
+        "status: {status}"
+    );
+    // Only the controls of the chosen mode are shown.
+    assert_eq!(property(&run, "color")["visible"], true);
+    assert_eq!(property(&run, "image_path")["visible"], false);
 }
 
 #[test]

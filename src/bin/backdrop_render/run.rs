@@ -796,10 +796,12 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     if let Some(s) = chain.stats() {
         last_stats = Some(s);
     }
+    let properties = chain.properties();
     unsafe { sys::obs_set_output_source(0, std::ptr::null_mut()) };
     drop(chain);
 
     let mut report = base_report(o, canvas, frames, &last_stats);
+    report["properties"] = json!(properties);
     let settled = last_stats
         .as_ref()
         .and_then(sources::mask_frames)

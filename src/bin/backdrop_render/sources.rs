@@ -288,6 +288,49 @@ impl Chain {
         get_stats(self.filter)
     }
 
+    /// The filter's properties view as libobs builds it (`obs_source_properties`): for each
+    /// property its name, localised description, type, visibility and, for lists, the items.
+    pub fn properties(&self) -> Option<serde_json::Value> {
+        if self.filter.is_null() || self.filter_kind != FilterChoice::Backdrop {
+            return None;
+        }
+        let text = |p: *const std::os::raw::c_char| unsafe { obs_backdrop::obs::from_cstr(p) };
+        let mut out = Vec::new();
+        unsafe {
+            let props = sys::obs_source_properties(self.filter);
+            if props.is_null() {
+                return None;
+            }
+            let mut p = sys::obs_properties_first(props);
+            while !p.is_null() {
+                let kind = sys::obs_property_get_type(p);
+                let mut entry = serde_json::json!({
+                    "name": text(sys::obs_property_name(p)),
+                    "description": text(sys::obs_property_description(p)),
+                    "type": format!("{kind:?}"),
+                    "visible": sys::obs_property_visible(p),
+                });
+                if kind == sys::obs_property_type::OBS_PROPERTY_LIST {
+                    let items: Vec<_> = (0..sys::obs_property_list_item_count(p))
+                        .map(|i| {
+                            serde_json::json!({
+                                "name": text(sys::obs_property_list_item_name(p, i)),
+                                "value": text(sys::obs_property_list_item_string(p, i)),
+                            })
+                        })
+                        .collect();
+                    entry["items"] = serde_json::Value::Array(items);
+                }
+                out.push(entry);
+                if !sys::obs_property_next(&mut p) {
+                    break;
+                }
+            }
+            sys::obs_properties_destroy(props);
+        }
+        Some(serde_json::Value::Array(out))
+    }
+
     /// Media state of a video input.
     pub fn media_state(&self) -> sys::obs_media_state {
         unsafe { sys::obs_source_media_get_state(self.source) }
