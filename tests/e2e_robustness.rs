@@ -141,7 +141,7 @@ fn properties_are_localised_and_list_the_installed_models() {
         .iter()
         .filter_map(|i| i["value"].as_str())
         .collect();
-    assert_eq!(models, ["selfie_general", "selfie_landscape"]);
+    assert_eq!(models, ["selfie_general", "selfie_landscape", "custom"]);
     // The status line reports the running model and its measured inference time.
     let status = property(&run, "status")["description"]
         .as_str()

@@ -117,14 +117,14 @@ impl Filter {
             previous.model != s.model || previous.temporal_smoothing != s.temporal_smoothing;
         let first = lock(&self.worker.shared.state).clone() == State::Starting;
         if model_changed || first {
-            let (manifest, missing) = match find_model(&s.model) {
+            let (manifest, missing) = match find_model(&s.model, &s.custom_model_path) {
                 Ok(m) => (Some(m), String::new()),
                 Err(e) => (None, e),
             };
             self.worker.shared.set_request(Request {
                 manifest,
                 missing,
-                temporal_smoothing: s.temporal_smoothing,
+                refine: s.refine_params(),
                 session: Default::default(),
             });
         }
@@ -239,8 +239,12 @@ fn fill(template: &str, args: &[&str]) -> String {
     out
 }
 
-/// Finds the model with id `id` among the installed manifests.
-fn find_model(id: &str) -> Result<Manifest, String> {
+/// Finds the model with id `id` among the installed manifests, or the user's own model when
+/// `id` is [`settings::CUSTOM_MODEL`].
+fn find_model(id: &str, custom_path: &str) -> Result<Manifest, String> {
+    if id == settings::CUSTOM_MODEL {
+        return load_custom_model(custom_path);
+    }
     let Some(dir) = models_dir() else {
         return Err("the plugin's data/models folder is missing".into());
     };
@@ -252,6 +256,35 @@ fn find_model(id: &str) -> Result<Manifest, String> {
         Some(e) => Err(format!("model '{id}' not available ({e})")),
         None => Err(format!("model '{id}' not found in {}", dir.display())),
     }
+}
+
+/// Loads the user's own model: a manifest `.json`, or an `.onnx` with a `.json` manifest of the
+/// same name beside it. Errors say what to fix.
+pub fn load_custom_model(path: &str) -> Result<Manifest, String> {
+    let path = path.trim();
+    if path.is_empty() {
+        return Err(
+            "choose a model manifest (.json) or an .onnx file with a .json beside it".into(),
+        );
+    }
+    let path = std::path::Path::new(path);
+    let manifest_path = if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+    {
+        let sidecar = path.with_extension("json");
+        if !sidecar.is_file() {
+            return Err(format!(
+                "{} has no manifest beside it ({})",
+                path.display(),
+                sidecar.display()
+            ));
+        }
+        sidecar
+    } else {
+        path.to_path_buf()
+    };
+    Manifest::load(&manifest_path).map_err(|e| e.to_string())
 }
 
 unsafe fn filter<'a>(data: *mut c_void) -> Option<&'a Filter> {

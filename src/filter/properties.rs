@@ -48,6 +48,18 @@ pub(super) unsafe fn build(filter: Option<&Filter>) -> *mut sys::obs_properties_
         let (name, id) = (cstring(&m.name), cstring(&m.id));
         sys::obs_property_list_add_string(list, name.as_ptr(), id.as_ptr());
     }
+    let custom = cstring(CUSTOM_MODEL);
+    sys::obs_property_list_add_string(list, t("Model.Custom"), custom.as_ptr());
+    sys::obs_property_set_modified_callback(list, Some(model_modified));
+    let manifest_filter = cstring(&module::text_string("ModelFilter"));
+    sys::obs_properties_add_path(
+        props,
+        k(KEY_CUSTOM_MODEL).as_ptr(),
+        t("CustomModelPath"),
+        sys::obs_path_type::OBS_PATH_FILE,
+        manifest_filter.as_ptr(),
+        std::ptr::null(),
+    );
 
     let mode = sys::obs_properties_add_list(
         props,
@@ -104,7 +116,48 @@ pub(super) unsafe fn build(filter: Option<&Filter>) -> *mut sys::obs_properties_
         0.95,
         0.01,
     );
+    sys::obs_properties_add_float_slider(
+        props,
+        k(KEY_MASK_EXPAND).as_ptr(),
+        t("MaskExpand"),
+        -20.0,
+        20.0,
+        0.5,
+    );
+    sys::obs_properties_add_float_slider(
+        props,
+        k(KEY_MIN_BLOB).as_ptr(),
+        t("MinBlob"),
+        0.0,
+        5.0,
+        0.05,
+    );
+    sys::obs_properties_add_bool(props, k(KEY_EDGE_AWARE).as_ptr(), t("EdgeAware"));
+    sys::obs_properties_add_int_slider(
+        props,
+        k(KEY_EDGE_RADIUS).as_ptr(),
+        t("EdgeRadius"),
+        1,
+        16,
+        1,
+    );
     props
+}
+
+/// Shows the custom model path only when "Custom model" is selected.
+unsafe extern "C" fn model_modified(
+    props: *mut sys::obs_properties_t,
+    _p: *mut sys::obs_property_t,
+    settings: *mut sys::obs_data_t,
+) -> bool {
+    crate::guard("model_modified", false, || {
+        let custom = crate::obs::data::Data(settings).string(KEY_MODEL) == CUSTOM_MODEL;
+        let p = sys::obs_properties_get(props, k(KEY_CUSTOM_MODEL).as_ptr());
+        if !p.is_null() {
+            sys::obs_property_set_visible(p, custom);
+        }
+        true
+    })
 }
 
 /// Shows only the controls that matter for the chosen background mode.

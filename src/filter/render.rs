@@ -3,7 +3,7 @@
 
 use super::settings::Mode;
 use super::{Background, Filter, RenderParams};
-use crate::obs::gfx::{Effect, MaskTexture, StageSurface, TexRender};
+use crate::obs::gfx::{CoefficientTexture, Effect, StageSurface, TexRender};
 use crate::obs::{module, sys};
 use crate::segmentation::stats::Rolling;
 use crate::segmentation::worker::lock;
@@ -62,7 +62,7 @@ struct Gpu {
     ring: [Option<StageSurface>; RING],
     /// Frame counter each ring slot was staged at (0 = empty).
     ring_frame: [u64; RING],
-    mask: Option<MaskTexture>,
+    mask: Option<CoefficientTexture>,
     mask_sequence: u64,
     mask_frame: u64,
     /// `obs_get_video_frame_time` of the last full render: a second draw in the same video frame
@@ -209,8 +209,9 @@ impl Gpu {
                         .as_mut()
                         .filter(|s| (s.width, s.height) == (mw, mh))
                     {
+                        let source_width = self.size.0;
                         surface.read(|data, linesize| {
-                            shared.submit(data, mw, mh, linesize, staged_at)
+                            shared.submit(data, (mw, mh, linesize), staged_at, source_width)
                         });
                     }
                 }
@@ -218,16 +219,20 @@ impl Gpu {
         }
         // Upload a new mask if the worker published one; never wait for the worker.
         if let Ok(out) = shared.output.try_lock() {
-            if out.sequence != self.mask_sequence && out.width > 0 && !out.pixels.is_empty() {
+            let expected = 2 * out.width as usize * out.height as usize;
+            if out.sequence != self.mask_sequence
+                && out.width > 0
+                && out.coefficients.len() == expected
+            {
                 if self
                     .mask
                     .as_ref()
                     .is_none_or(|m| (m.width, m.height) != (out.width, out.height))
                 {
-                    self.mask = MaskTexture::new(out.width, out.height);
+                    self.mask = CoefficientTexture::new(out.width, out.height);
                 }
                 if let Some(m) = self.mask.as_mut() {
-                    m.upload(&out.pixels);
+                    m.upload(&out.coefficients);
                     self.mask_sequence = out.sequence;
                     self.mask_frame = out.frame;
                 }

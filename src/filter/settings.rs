@@ -10,6 +10,17 @@ pub const KEY_TEMPORAL_SMOOTHING: &str = "temporal_smoothing";
 pub const KEY_BLUR_STRENGTH: &str = "blur_strength";
 pub const KEY_IMAGE_PATH: &str = "image_path";
 pub const KEY_COLOR: &str = "color";
+pub const KEY_MASK_EXPAND: &str = "mask_expand";
+pub const KEY_MIN_BLOB: &str = "min_blob_percent";
+pub const KEY_EDGE_AWARE: &str = "edge_aware";
+pub const KEY_EDGE_RADIUS: &str = "edge_radius";
+pub const KEY_CUSTOM_MODEL: &str = "custom_model_path";
+
+/// The `model` value that selects the user's own manifest (`custom_model_path`).
+pub const CUSTOM_MODEL: &str = "custom";
+
+/// Guided filter regularisation used by the filter (luma in 0..1). See `mask::refine`.
+pub const EDGE_EPS: f32 = 0.01;
 
 /// The default model id (MediaPipe selfie segmentation, general 256x256).
 pub const DEFAULT_MODEL: &str = "selfie_general";
@@ -54,6 +65,16 @@ pub struct Settings {
     pub image_path: String,
     /// Background colour as OBS stores it: 0xAABBGGRR.
     pub color: u32,
+    /// Grow (> 0) or shrink (< 0) the person, px of the source frame, -20..20.
+    pub mask_expand: f32,
+    /// Remove detached blobs smaller than this % of the frame, 0..5.
+    pub min_blob_percent: f32,
+    /// Edge-aware (guided) upsampling on/off.
+    pub edge_aware: bool,
+    /// Guided filter radius in mask px, 1..16.
+    pub edge_radius: u32,
+    /// Manifest (.json) or model (.onnx with a .json beside it) of the user's own model.
+    pub custom_model_path: String,
 }
 
 impl Default for Settings {
@@ -67,6 +88,11 @@ impl Default for Settings {
             blur_strength: 24.0,
             image_path: String::new(),
             color: 0xFF00_B140, // a chroma green, opaque
+            mask_expand: 0.0,
+            min_blob_percent: 0.2,
+            edge_aware: true,
+            edge_radius: 4,
+            custom_model_path: String::new(),
         }
     }
 }
@@ -83,6 +109,11 @@ impl Settings {
         data.default_double(KEY_BLUR_STRENGTH, d.blur_strength as f64);
         data.default_string(KEY_IMAGE_PATH, "");
         data.default_int(KEY_COLOR, d.color as i64);
+        data.default_double(KEY_MASK_EXPAND, d.mask_expand as f64);
+        data.default_double(KEY_MIN_BLOB, d.min_blob_percent as f64);
+        data.default_bool(KEY_EDGE_AWARE, d.edge_aware);
+        data.default_int(KEY_EDGE_RADIUS, d.edge_radius as i64);
+        data.default_string(KEY_CUSTOM_MODEL, "");
     }
 
     /// Reads and validates settings from OBS (`update`).
@@ -96,6 +127,11 @@ impl Settings {
             blur_strength: data.double(KEY_BLUR_STRENGTH) as f32,
             image_path: data.string(KEY_IMAGE_PATH),
             color: data.int(KEY_COLOR) as u32,
+            mask_expand: data.double(KEY_MASK_EXPAND) as f32,
+            min_blob_percent: data.double(KEY_MIN_BLOB) as f32,
+            edge_aware: data.bool(KEY_EDGE_AWARE),
+            edge_radius: data.int(KEY_EDGE_RADIUS).clamp(0, 64) as u32,
+            custom_model_path: data.string(KEY_CUSTOM_MODEL),
         })
     }
 
@@ -108,10 +144,28 @@ impl Settings {
         self.edge_softness = fix(self.edge_softness, 0.0, 1.0, d.edge_softness);
         self.temporal_smoothing = fix(self.temporal_smoothing, 0.0, 0.95, d.temporal_smoothing);
         self.blur_strength = fix(self.blur_strength, 1.0, 100.0, d.blur_strength);
+        self.mask_expand = fix(self.mask_expand, -20.0, 20.0, d.mask_expand);
+        self.min_blob_percent = fix(self.min_blob_percent, 0.0, 5.0, d.min_blob_percent);
+        self.edge_radius = self.edge_radius.clamp(1, 16);
         if self.model.trim().is_empty() {
             self.model = d.model;
         }
         self
+    }
+
+    /// The refinement the worker applies (see `mask::refine`).
+    pub fn refine_params(&self) -> crate::mask::refine::RefineParams {
+        crate::mask::refine::RefineParams {
+            temporal_smoothing: self.temporal_smoothing,
+            expand_px: self.mask_expand,
+            min_blob_fraction: self.min_blob_percent / 100.0,
+            guided_radius: if self.edge_aware {
+                self.edge_radius as usize
+            } else {
+                0
+            },
+            guided_eps: EDGE_EPS,
+        }
     }
 
     /// The background colour as straight-alpha RGBA floats in 0..1.

@@ -1,5 +1,7 @@
 //! Mask refinement: pure functions on f32 planes (person probability, 0..1), no OBS, no ONNX.
 
+pub mod refine;
+
 /// Hermite smoothstep: 0 below `edge0`, 1 above `edge1`, `3t² - 2t³` between.
 pub fn smoothstep(edge0: f32, edge1: f32, x: f32) -> f32 {
     if edge1 <= edge0 {

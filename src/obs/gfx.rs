@@ -106,9 +106,9 @@ impl Drop for StageSurface {
     }
 }
 
-/// A dynamic single-channel 8-bit texture (`GS_R8`), updated in place with
-/// `gs_texture_set_image`: no per-frame create/destroy.
-pub struct MaskTexture {
+/// A dynamic two-channel float texture (`GS_RG32F`) holding the mask's `(a, b)` coefficients,
+/// updated in place with `gs_texture_set_image`: no per-frame create/destroy.
+pub struct CoefficientTexture {
     ptr: NonNull<sys::gs_texture_t>,
     /// Width in px.
     pub width: u32,
@@ -116,14 +116,14 @@ pub struct MaskTexture {
     pub height: u32,
 }
 
-impl MaskTexture {
-    /// A dynamic `GS_R8` texture of `width` x `height` px. Call with the graphics context entered.
+impl CoefficientTexture {
+    /// A dynamic `GS_RG32F` texture of `width` x `height` px. Call with the graphics context entered.
     pub fn new(width: u32, height: u32) -> Option<Self> {
         NonNull::new(unsafe {
             sys::gs_texture_create(
                 width,
                 height,
-                sys::gs_color_format::GS_R8,
+                sys::gs_color_format::GS_RG32F,
                 1,
                 std::ptr::null_mut(),
                 sys::GS_DYNAMIC,
@@ -131,10 +131,18 @@ impl MaskTexture {
         })
         .map(|ptr| Self { ptr, width, height })
     }
-    /// Uploads `pixels` (row-major, `width` bytes per row, `height` rows).
-    pub fn upload(&mut self, pixels: &[u8]) {
-        debug_assert_eq!(pixels.len(), (self.width * self.height) as usize);
-        unsafe { sys::gs_texture_set_image(self.ptr.as_ptr(), pixels.as_ptr(), self.width, false) }
+    /// Uploads interleaved `(a, b)` pairs, row-major (`2 * width * height` values).
+    pub fn upload(&mut self, pairs: &[f32]) {
+        assert_eq!(pairs.len(), 2 * (self.width * self.height) as usize);
+        let linesize = self.width * 8;
+        unsafe {
+            sys::gs_texture_set_image(
+                self.ptr.as_ptr(),
+                pairs.as_ptr() as *const u8,
+                linesize,
+                false,
+            )
+        }
     }
     /// The raw texture.
     pub fn raw(&self) -> *mut sys::gs_texture_t {
@@ -142,7 +150,7 @@ impl MaskTexture {
     }
 }
 
-impl Drop for MaskTexture {
+impl Drop for CoefficientTexture {
     fn drop(&mut self) {
         with_graphics(|| unsafe { sys::gs_texture_destroy(self.ptr.as_ptr()) });
     }

@@ -7,7 +7,7 @@ use super::manifest::Manifest;
 use super::runtime;
 use super::session::{Model, SessionOptions};
 use super::stats::Rolling;
-use crate::mask::{self, TemporalSmoother};
+use crate::mask::refine::{RefineParams, Refiner};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -25,8 +25,8 @@ pub struct Request {
     pub manifest: Option<Manifest>,
     /// Why `manifest` is `None`, for the status line.
     pub missing: String,
-    /// Temporal smoothing strength, 0..1.
-    pub temporal_smoothing: f32,
+    /// Mask refinement applied after inference.
+    pub refine: RefineParams,
     pub session: SessionOptions,
 }
 
@@ -39,13 +39,16 @@ pub struct Frame {
     pub height: u32,
     /// Frame counter of the graphics thread when it was rendered.
     pub frame: u64,
+    /// Width of the source frame it was downscaled from, px.
+    pub source_width: u32,
 }
 
 /// The newest mask, published by the worker.
 #[derive(Default)]
 pub struct MaskSlot {
-    /// Person probability, 0..255, `width * height` bytes.
-    pub pixels: Vec<u8>,
+    /// Interleaved `(a, b)` coefficients per mask pixel (`2 * width * height` values): the
+    /// person probability at a frame pixel is `a * luma + b` (see `mask::refine`).
+    pub coefficients: Vec<f32>,
     pub width: u32,
     pub height: u32,
     /// Graphics frame counter of the frame this mask was computed from.
@@ -135,7 +138,13 @@ impl Shared {
 
     /// Hands a BGRA frame (`width` x `height`, rows `stride` bytes apart) to the worker, replacing
     /// any frame it has not taken yet. Copies into a reused buffer: no allocation in steady state.
-    pub fn submit(&self, bgra: &[u8], width: u32, height: u32, stride: usize, frame: u64) {
+    pub fn submit(
+        &self,
+        bgra: &[u8],
+        (width, height, stride): (u32, u32, usize),
+        frame: u64,
+        source_width: u32,
+    ) {
         let row = width as usize * 4;
         let mut input = lock(&self.input);
         if input.pending {
@@ -149,6 +158,7 @@ impl Shared {
         input.frame.width = width;
         input.frame.height = height;
         input.frame.frame = frame;
+        input.frame.source_width = source_width;
         input.pending = true;
         drop(input);
         self.wake.notify_one();
@@ -227,11 +237,11 @@ impl Drop for Worker {
 fn run(shared: &Shared) {
     let mut model: Option<Model> = None;
     let mut loaded_version = 0; // request version 0 = no request yet
-    let mut smoothing = 0.0f32;
-    let mut smoother = TemporalSmoother::default();
+    let mut refine = RefineParams::default();
+    let mut refiner = Refiner::default();
     let mut frame = Frame::default();
     let mut mask_f32: Vec<f32> = Vec::new();
-    let mut mask_u8: Vec<u8> = Vec::new();
+    let mut coefficients: Vec<f32> = Vec::new();
 
     loop {
         // Wait for a frame, a new request or stop.
@@ -261,14 +271,14 @@ fn run(shared: &Shared) {
         };
         if version != loaded_version {
             loaded_version = version;
-            smoothing = request.temporal_smoothing;
+            refine = request.refine;
             let same_model = match (&model, &request.manifest) {
                 (Some(m), Some(wanted)) => m.manifest == *wanted,
                 _ => false,
             };
             if !same_model {
                 drop(model.take()); // free the old session before loading the next
-                smoother.reset();
+                refiner.reset();
                 shared.input_size.store(0, Ordering::Release);
                 model = load_model(shared, &request);
             }
@@ -297,13 +307,22 @@ fn run(shared: &Shared) {
             shared.set_state(State::Error(e));
             continue;
         }
-        smoother.apply(&mut mask_f32, smoothing);
-        mask_u8.resize(mask_f32.len(), 0);
-        mask::to_u8(&mask_f32, &mut mask_u8);
         let (mw, mh) = m.output_size();
+        let (gw, gh) = (frame.width as usize, frame.height as usize);
+        let ab = refiner.refine(
+            &mut mask_f32,
+            mw,
+            mh,
+            &frame.bgra,
+            (gw, gh, gw * 4),
+            frame.source_width,
+            &refine,
+        );
+        coefficients.clear();
+        coefficients.extend_from_slice(ab);
         {
             let mut out = lock(&shared.output);
-            std::mem::swap(&mut out.pixels, &mut mask_u8);
+            std::mem::swap(&mut out.coefficients, &mut coefficients);
             out.width = mw as u32;
             out.height = mh as u32;
             out.frame = frame.frame;
