@@ -393,3 +393,123 @@ fn a_hundred_settings_updates_in_a_row() {
         "only {masks} masks: the storm stalled the worker"
     );
 }
+
+/// Writes a manifest for a third-party test model with an absolute "file" path and returns it.
+fn thirdparty_manifest(name: &str, json: serde_json::Value) -> PathBuf {
+    let dir = common::root().join("target/e2e/manifests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    path
+}
+
+fn sinet_manifest(testdata: &std::path::Path, input_name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": "sinet", "name": "SINet (test)",
+        "file": testdata.join("models/thirdparty/sinet_softmax_320x320.onnx"),
+        "input": { "name": input_name, "shape": [1, 3, 320, 320], "layout": "NCHW", "channel_order": "RGB",
+                   "mean": [102.890434, 111.25247, 126.91212],
+                   "std": [62.93292 * 255.0, 62.82138 * 255.0, 66.355705 * 255.0] },
+        "output": { "name": "Softmax/1", "kind": "probabilities", "person_channel": 1 },
+        "licence": "MIT"
+    })
+}
+
+#[test]
+fn users_own_models_run_from_a_manifest_alone() {
+    let Some(testdata) = common::testdata() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(video) = video() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made")
+    };
+    let sinet = thirdparty_manifest("sinet", sinet_manifest(&testdata, "data"));
+    let meet = thirdparty_manifest(
+        "meet",
+        serde_json::json!({
+            "id": "meet", "name": "Meet (test)",
+            "file": testdata.join("models/thirdparty/meet_segmentation_144x256.onnx"),
+            "input": { "name": "input_1:0", "shape": [1, 144, 256, 3], "layout": "NHWC", "channel_order": "RGB",
+                       "mean": [0.0, 0.0, 0.0], "std": [255.0, 255.0, 255.0] },
+            "output": { "name": "segment:0", "kind": "logits_softmax", "person_channel": 1 },
+            "licence": "test only"
+        }),
+    );
+    for (name, manifest, mask_size) in [("sinet", &sinet, (320, 320)), ("meet", &meet, (256, 144))]
+    {
+        let set = format!("custom_model_path={}", manifest.display());
+        let args = [
+            "--input",
+            video.to_str().unwrap(),
+            "--frames",
+            "40",
+            "--model",
+            "custom",
+            "--set",
+            &set,
+            "--stills",
+            "2",
+        ];
+        let run = host::run(&format!("custom_{name}"), &plugin, &args, &[]);
+        assert_flowing(&run, 40);
+        assert_eq!(run.stats()["error"], false, "{name}: {}", run.status());
+        assert!(
+            run.stats()["mask_frames"].as_i64().unwrap_or(0) >= 10,
+            "{name}: no masks: {}",
+            run.status()
+        );
+        assert_eq!(
+            (
+                run.stats()["mask_width"].as_i64(),
+                run.stats()["mask_height"].as_i64()
+            ),
+            (Some(mask_size.0), Some(mask_size.1)),
+            "{name}: mask size"
+        );
+        let (original, result) = Rgba::load(&run.out.join("still_0002.png")).halves();
+        assert!(
+            original.mean_abs_diff(&result) > 2.0,
+            "{name}: background not replaced"
+        );
+        println!("{name}: {}", run.status());
+    }
+}
+
+#[test]
+fn a_wrong_manifest_gives_a_readable_error_and_passes_video_through() {
+    let Some(testdata) = common::testdata() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(video) = video() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made")
+    };
+    let wrong = thirdparty_manifest("sinet_wrong_input", sinet_manifest(&testdata, "image"));
+    let set = format!("custom_model_path={}", wrong.display());
+    let args = [
+        "--input",
+        video.to_str().unwrap(),
+        "--frames",
+        "30",
+        "--model",
+        "custom",
+        "--set",
+        &set,
+        "--stills",
+        "2",
+    ];
+    let run = host::run("custom_wrong", &plugin, &args, &[]);
+    assert_flowing(&run, 30);
+    let status = run.status();
+    println!("status: {status}");
+    assert!(
+        status.contains("no input named 'image'") && status.contains("\"data\""),
+        "{status}"
+    );
+    assert_passthrough(&run);
+}

@@ -159,10 +159,9 @@ impl Filter {
         let (mut text, mut is_error) = match state {
             State::Starting => (module::text_string("Status.Starting"), false),
             State::Loading(id) => (fill(&module::text_string("Status.Loading"), &[&id]), false),
-            State::Running(_) => {
+            State::Running(model) => {
                 // One lock at a time: the graphics thread takes gpu -> input.
                 let age = lock(&self.gpu).mask_age.median().unwrap_or(0.0);
-                let model = lock(&self.settings).model.clone();
                 let t = lock(&self.worker.shared.timings);
                 (
                     fill(

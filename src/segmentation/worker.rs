@@ -64,7 +64,7 @@ pub enum State {
     Starting,
     /// Loading the runtime or the model.
     Loading(String),
-    /// Model loaded and running.
+    /// Model loaded and running (its manifest id).
     Running(String),
     /// A failure the user can fix; video passes through unchanged.
     Error(String),
@@ -181,7 +181,7 @@ impl Shared {
         if *current != state {
             match &state {
                 State::Error(message) => crate::warn!("{message}"),
-                State::Running(message) => crate::info!("{message}"),
+                State::Running(id) => crate::info!("model '{id}' running"),
                 _ => {}
             }
             *current = state;
@@ -337,7 +337,7 @@ fn run(shared: &Shared) {
         t.total.push(ms(t0, t3));
         drop(t);
         if !matches!(*lock(&shared.state), State::Running(_)) {
-            shared.set_state(State::Running(format!("model '{}' running", m.manifest.id)));
+            shared.set_state(State::Running(m.manifest.id.clone()));
         }
     }
 }
