@@ -242,7 +242,20 @@ impl Gpu {
 
     /// Blurs the frame into `blur_a`: area-downscale by a factor that grows with the strength,
     /// then a separable 9-tap Gaussian. Three passes whatever the strength.
-    unsafe fn blur(&mut self, width: u32, height: u32, strength: f32) {
+    /// Sets the mask texture and threshold parameters used by `person_alpha` in the effect.
+    unsafe fn set_mask_params(&self, params: &RenderParams) {
+        if let Some(m) = &self.mask {
+            sys::gs_effect_set_texture(self.p.mask, m.raw());
+        }
+        sys::gs_effect_set_float(self.p.threshold, params.threshold);
+        sys::gs_effect_set_float(self.p.softness, params.edge_softness);
+    }
+
+    /// Blurs the frame's background into `blur_a`, weighting each pixel by 1 - person alpha
+    /// (see `PSDownscaleMasked`), so the person's colours do not bleed into it.
+    unsafe fn blur(&mut self, width: u32, height: u32, params: &RenderParams) {
+        let strength = params.blur_strength;
+        self.set_mask_params(params);
         // Gaussian sigma ~ strength / 2 px at full size; taps are sigma / 2 apart (see effect).
         let factor = (strength / 4.0).floor().max(1.0);
         let bw = ((width as f32 / factor).ceil() as u32).max(1);
@@ -255,7 +268,7 @@ impl Gpu {
             &mut self.blur_a,
             bw,
             bh,
-            c"Downscale",
+            c"DownscaleMasked",
             img,
             self.frame.texture(),
         ) && {
@@ -296,15 +309,12 @@ impl Gpu {
             (false, _) => c"Passthrough",
             (true, Mode::Color) => c"Color",
             (true, Mode::Transparent) => c"Transparent",
-            (true, Mode::Blur | Mode::Image) => c"Background",
+            (true, Mode::Image) if background.is_some() => c"Background",
+            (true, Mode::Blur | Mode::Image) => c"BlurredBackground",
         };
+        self.set_mask_params(params);
         let p = &self.p;
         sys::gs_effect_set_texture(p.image, frame_tex);
-        if let Some(m) = &self.mask {
-            sys::gs_effect_set_texture(p.mask, m.raw());
-        }
-        sys::gs_effect_set_float(p.threshold, params.threshold);
-        sys::gs_effect_set_float(p.softness, params.edge_softness);
         let [r, g, b, a] = params.color;
         let color = sys::vec4 {
             __bindgen_anon_1: sys::vec4__bindgen_ty_1 { ptr: [r, g, b, a] },
@@ -407,7 +417,7 @@ impl Filter {
             let needs_blur = matches!(params.mode, Mode::Blur)
                 || (params.mode == Mode::Image && image.is_none());
             if needs_blur && !gpu.blurred && gpu.mask.is_some() {
-                gpu.blur(w, h, params.blur_strength);
+                gpu.blur(w, h, &params);
             }
             if needs_blur && !gpu.blurred && gpu.mask.is_some() {
                 return false;
