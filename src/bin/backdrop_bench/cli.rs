@@ -27,9 +27,10 @@ OPTIONS:
     --sweep               also run the guided-filter grid (radius 2/4/8 x eps 1e-3/1e-2/1e-1)
     --write-masks DIR     write alpha PNGs (grey) of the first portraits and a few frames of
                           each video, per configuration, plus inputs and ground truth
-    --set KEY=VALUE       override a field of the `defaults` row (repeatable): threshold,
-                          softness, temporal_smoothing, expand_px, min_blob_fraction,
-                          guided_radius, guided_eps
+    --set KEY=VALUE       override a field of the `defaults` row (the filter's own defaults;
+                          repeatable): threshold, softness, temporal_smoothing, expand_px,
+                          min_blob_fraction, guided_radius (0 = off), guided_eps; the filter's
+                          keys edge_softness, mask_expand, min_blob_percent, edge_radius too
     --resample MODE       frame -> model input: gpu (default; CPU twin of the effect's
                           PSDownscale) | fir-bilinear (fast_image_resize bilinear convolution)
     --noise SIGMA         Gaussian noise on the synthetic videos, 8-bit levels (default 3)

@@ -2,6 +2,7 @@
 //! softness and the refinement parameters of `obs_backdrop::mask::refine`.
 
 use anyhow::{bail, Context, Result};
+use obs_backdrop::filter::settings::Settings;
 use obs_backdrop::mask::refine::RefineParams;
 
 /// One pipeline configuration.
@@ -55,8 +56,10 @@ impl Config {
         out.trim_end_matches('_').to_string()
     }
 
-    /// Applies one `key=value` override. Keys: `threshold`, `softness` (or `edge_softness`),
-    /// `temporal_smoothing`, `expand_px`, `min_blob_fraction`, `guided_radius`, `guided_eps`.
+    /// Applies one `key=value` override. Keys: `threshold`, `softness`, `temporal_smoothing`,
+    /// `expand_px`, `min_blob_fraction`, `guided_radius` (0 = off), `guided_eps`; the filter's
+    /// setting keys `edge_softness`, `mask_expand`, `min_blob_percent` (%) and `edge_radius`
+    /// are accepted too.
     pub fn set(&mut self, assignment: &str) -> Result<()> {
         let (key, value) = assignment
             .split_once('=')
@@ -76,39 +79,31 @@ impl Config {
             "threshold" => self.threshold = float()?,
             "softness" | "edge_softness" => self.softness = float()?,
             "temporal_smoothing" => p.temporal_smoothing = float()?,
-            "expand_px" => p.expand_px = float()?,
+            "expand_px" | "mask_expand" => p.expand_px = float()?,
             "min_blob_fraction" => p.min_blob_fraction = float()?,
-            "guided_radius" => {
-                p.guided_radius = value
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("--set guided_radius: '{value}' is not a whole number"))?
+            "min_blob_percent" => p.min_blob_fraction = float()? / 100.0,
+            "guided_radius" | "edge_radius" => {
+                p.guided_radius = value.trim().parse().with_context(|| {
+                    format!("--set guided_radius: '{value}' is not a whole number")
+                })?
             }
             "guided_eps" => p.guided_eps = float()?,
             other => bail!(
                 "--set: unknown key '{other}' (threshold, softness, temporal_smoothing, expand_px, \
-                 min_blob_fraction, guided_radius, guided_eps)"
+                 min_blob_fraction, guided_radius, guided_eps; or the filter's edge_softness, \
+                 mask_expand, min_blob_percent, edge_radius)"
             ),
         }
         Ok(())
     }
 }
 
-/// The defaults row: (threshold, softness, refinement) as the filter uses them.
-///
-/// Mirrors `src/filter/settings.rs` `Settings::default()` (threshold 0.5, edge softness 0.3,
-/// temporal smoothing 0.6; the filter does not yet expose expansion, blob removal or the guided
-/// step, so they are off). To be replaced by the filter's own exported defaults once they exist,
-/// so that this table can never drift from the plugin.
+/// The defaults row: (threshold, softness, refinement) exactly as the filter uses them, read
+/// from the filter's own defaults (`obs_backdrop::filter::settings::Settings::default()` and
+/// `Settings::refine_params`), so the table cannot drift from the plugin.
 pub fn default_refinement() -> (f32, f32, RefineParams) {
-    (
-        0.5,
-        0.3,
-        RefineParams {
-            temporal_smoothing: 0.6,
-            ..RefineParams::default()
-        },
-    )
+    let s = Settings::default();
+    (s.threshold, s.edge_softness, s.refine_params())
 }
 
 fn row(name: &str, threshold: f32, softness: f32, params: RefineParams) -> Config {
@@ -235,6 +230,9 @@ mod tests {
         assert_eq!(c.params.guided_eps, 0.1);
         assert_eq!(c.softness, 0.2);
         assert_eq!(c.params.expand_px, -1.5);
+        let f = defaults_row(&["min_blob_percent=0.5".into(), "edge_radius=0".into()]).unwrap();
+        assert!((f.params.min_blob_fraction - 0.005).abs() < 1e-9);
+        assert_eq!(f.params.guided_radius, 0);
         assert!(defaults_row(&["nope=1".into()]).is_err());
         assert!(defaults_row(&["threshold".into()]).is_err());
         assert!(defaults_row(&["guided_radius=2.5".into()]).is_err());
@@ -254,6 +252,9 @@ mod tests {
         assert_eq!(names[1], "plus_soft_threshold");
         assert_eq!(names[3], "plus_expand_m2_px");
         assert_eq!(names[4], "plus_expand_p2_px");
-        assert!(s[0].slug().chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        assert!(s[0]
+            .slug()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_'));
     }
 }

@@ -104,8 +104,8 @@ impl GpuDownscale {
             for (x, taps) in self.xs.iter().enumerate() {
                 let mut acc = [0f32; 3];
                 for &(s, w) in taps {
-                    for c in 0..3 {
-                        acc[c] += w * row[s * 3 + c] as f32;
+                    for (a, v) in acc.iter_mut().zip(&row[s * 3..s * 3 + 3]) {
+                        *a += w * *v as f32;
                     }
                 }
                 self.rows[(y * dw + x) * 3..(y * dw + x) * 3 + 3].copy_from_slice(&acc);
@@ -117,8 +117,8 @@ impl GpuDownscale {
                 let mut acc = [0f32; 3];
                 for &(s, w) in taps {
                     let k = (s * dw + x) * 3;
-                    for c in 0..3 {
-                        acc[c] += w * self.rows[k + c];
+                    for (a, v) in acc.iter_mut().zip(&self.rows[k..k + 3]) {
+                        *a += w * v;
                     }
                 }
                 let o = (y * dw + x) * 4;

@@ -3,7 +3,7 @@
 //! PNGs with the `png` crate.
 
 use anyhow::{bail, Context, Result};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 
@@ -153,7 +153,9 @@ pub fn resize_nearest(
     if (sw, sh) == (dw, dh) {
         return mask.to_vec();
     }
-    let map = |d: usize, s: usize, n: usize| (((d as f64 + 0.5) * s as f64 / n as f64) as usize).min(s - 1);
+    let map = |d: usize, s: usize, n: usize| {
+        (((d as f64 + 0.5) * s as f64 / n as f64) as usize).min(s - 1)
+    };
     let xs: Vec<usize> = (0..dw).map(|x| map(x, sw, dw)).collect();
     let mut out = Vec::with_capacity(dw * dh);
     for y in 0..dh {
@@ -250,7 +252,10 @@ mod tests {
         stream.extend_from_slice(&[7, 8, 9]);
         let mut r = &stream[..];
         let a = read_ppm(&mut r).unwrap().unwrap();
-        assert_eq!((a.width, a.height, a.data.as_slice()), (2, 1, &[1, 2, 3, 4, 5, 6][..]));
+        assert_eq!(
+            (a.width, a.height, a.data.as_slice()),
+            (2, 1, &[1, 2, 3, 4, 5, 6][..])
+        );
         let b = read_ppm(&mut r).unwrap().unwrap();
         assert_eq!(b.data, vec![7, 8, 9]);
         assert!(read_ppm(&mut r).unwrap().is_none());

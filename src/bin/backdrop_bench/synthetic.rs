@@ -155,17 +155,16 @@ pub struct Scene {
 impl Scene {
     /// Builds a scene from a foreground portrait and its mask and a background portrait and its
     /// mask (masks at their image's size).
-    pub fn new(
-        fg: &RgbImage,
-        fg_mask: &[bool],
-        bg: &RgbImage,
-        bg_mask: &[bool],
-    ) -> Result<Self> {
+    pub fn new(fg: &RgbImage, fg_mask: &[bool], bg: &RgbImage, bg_mask: &[bool]) -> Result<Self> {
         let Some(crop) = largest_free_window(bg_mask, bg.width, bg.height, (4, 3), 4) else {
             bail!("background portrait has no person-free 4:3 window");
         };
         if crop.2 < WIDTH / 4 {
-            bail!("background's person-free window is only {}x{} px", crop.2, crop.3);
+            bail!(
+                "background's person-free window is only {}x{} px",
+                crop.2,
+                crop.3
+            );
         }
         let src = fr::images::ImageRef::new(
             bg.width as u32,
@@ -192,8 +191,12 @@ impl Scene {
             .collect();
         let fg_h = HEIGHT;
         let fg_w = ((fg.width as f64 * HEIGHT as f64 / fg.height as f64).round() as usize).max(1);
-        let src =
-            fr::images::Image::from_vec_u8(fg.width as u32, fg.height as u32, rgba, fr::PixelType::U8x4)?;
+        let src = fr::images::Image::from_vec_u8(
+            fg.width as u32,
+            fg.height as u32,
+            rgba,
+            fr::PixelType::U8x4,
+        )?;
         let mut dst = fr::images::Image::new(fg_w as u32, fg_h as u32, fr::PixelType::U8x4);
         fr::Resizer::new().resize(
             &src,
@@ -222,7 +225,14 @@ impl Scene {
 
     /// Renders frame `t` into `out` (`WIDTH` x `HEIGHT` RGB) and its ground truth into `truth`,
     /// with Gaussian noise of `noise` levels seeded by `seed` (and `t`).
-    pub fn render(&self, t: usize, noise: f32, seed: u64, out: &mut RgbImage, truth: &mut Vec<bool>) {
+    pub fn render(
+        &self,
+        t: usize,
+        noise: f32,
+        seed: u64,
+        out: &mut RgbImage,
+        truth: &mut Vec<bool>,
+    ) {
         out.width = WIDTH;
         out.height = HEIGHT;
         out.data.resize(WIDTH * HEIGHT * 3, 0);
@@ -241,9 +251,9 @@ impl Scene {
         let zero = [0f32; 4];
         for y in 0..HEIGHT {
             let fy = y as isize - self.y0;
-            let row = (0..self.fg_h as isize).contains(&fy).then(|| {
-                &self.foreground[fy as usize * self.fg_w..(fy as usize + 1) * self.fg_w]
-            });
+            let row = (0..self.fg_h as isize)
+                .contains(&fy)
+                .then(|| &self.foreground[fy as usize * self.fg_w..(fy as usize + 1) * self.fg_w]);
             for x in 0..WIDTH {
                 let sx = x as f32 - left;
                 let i0 = sx.floor();
@@ -288,7 +298,7 @@ mod tests {
         // 40x30, person in the left half: the largest free 4:3 window is in the right half
         let (w, h) = (40, 30);
         let mask: Vec<bool> = (0..w * h).map(|k| k % w < 20).collect();
-        let (x, y, cw, ch) = largest_free_window(&mask, w, h, (4, 3), 2).unwrap();
+        let (x, y, cw, ch) = largest_free_window(&mask, w, h, (4, 3), 1).unwrap();
         assert!(x >= 20 && x + cw <= w && y + ch <= h);
         assert_eq!((cw, ch), (20, 15));
         assert!(largest_free_window(&[true; 16], 4, 4, (1, 1), 1).is_none());
@@ -308,7 +318,10 @@ mod tests {
         }
         let mean = s / n as f64;
         let var = s2 / n as f64 - mean * mean;
-        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
     }
 
     fn scene() -> Scene {
@@ -334,12 +347,22 @@ mod tests {
     #[test]
     fn person_moves_with_the_offset_and_truth_follows() {
         let s = scene();
-        let (mut img, mut truth) = (RgbImage { width: 0, height: 0, data: vec![] }, vec![]);
+        let (mut img, mut truth) = (
+            RgbImage {
+                width: 0,
+                height: 0,
+                data: vec![],
+            },
+            vec![],
+        );
         s.render(0, 0.0, 1, &mut img, &mut truth);
         let first: Vec<bool> = truth.clone();
         let area0 = first.iter().filter(|v| **v).count();
         // foreground scaled 10x: person 200 px wide, full height
-        assert!((area0 as i64 - (200 * HEIGHT) as i64).abs() <= HEIGHT as i64, "{area0}");
+        assert!(
+            (area0 as i64 - (200 * HEIGHT) as i64).abs() <= HEIGHT as i64,
+            "{area0}"
+        );
         let centroid = |t: &[bool]| {
             let (mut s, mut n) = (0.0, 0.0);
             for (k, v) in t.iter().enumerate() {

@@ -1,0 +1,190 @@
+//! `backdrop-bench`: measurements of the obs-backdrop pipeline outside OBS.
+//!
+//! `backdrop-bench quality` runs the plugin's own mask pipeline (the same library calls the
+//! filter's worker and effect make, with CPU twins of the two GPU steps) on the shared test
+//! data and prints a markdown table of mask quality per configuration. See `--help` and
+//! `docs/quality.md`.
+//!
+//! Layout: `cli` (options), `config` (the rows), `downscale` (frame -> model input, twin of the
+//! effect's `PSDownscale`), `media` (ffmpeg decoding, PNG in/out), `metrics` (IoU, boundary
+//! F-score, flicker), `synthetic` (videos with exact ground truth), `quality` (the run and the
+//! tables).
+
+#[path = "backdrop_bench/cli.rs"]
+mod cli;
+#[path = "backdrop_bench/config.rs"]
+mod config;
+#[path = "backdrop_bench/downscale.rs"]
+mod downscale;
+#[path = "backdrop_bench/media.rs"]
+mod media;
+#[path = "backdrop_bench/metrics.rs"]
+mod metrics;
+#[path = "backdrop_bench/quality.rs"]
+mod quality;
+#[path = "backdrop_bench/synthetic.rs"]
+mod synthetic;
+
+use anyhow::{Context, Result};
+use obs_backdrop::obs::sys;
+use std::ffi::CStr;
+use std::io::Write;
+use std::os::raw::{c_char, c_int, c_void};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let opts = match cli::parse_args(std::env::args().skip(1)) {
+        Ok(cli::Parsed::Help) => {
+            let _ = writeln!(std::io::stdout(), "{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Ok(cli::Parsed::Quality(o)) => o,
+        Err(e) => {
+            eprintln!("backdrop-bench: {e:#}\n(see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match quality::run(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("backdrop-bench: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+extern "C" {
+    /// C `vsnprintf`; on x86_64 a `va_list` is passed as a pointer to its `__va_list_tag`.
+    fn vsnprintf(
+        buf: *mut c_char,
+        n: usize,
+        fmt: *const c_char,
+        ap: *mut sys::__va_list_tag,
+    ) -> c_int;
+}
+
+/// libobs log handler: the library's log lines (`[backdrop] ...`, written with `blog`) go to
+/// stderr, so that stdout holds only the report.
+unsafe extern "C" fn log_to_stderr(
+    _level: c_int,
+    msg: *const c_char,
+    args: *mut sys::__va_list_tag,
+    _param: *mut c_void,
+) {
+    if msg.is_null() {
+        return;
+    }
+    let mut buf = [0 as c_char; 1024];
+    let text = if args.is_null() {
+        CStr::from_ptr(msg).to_string_lossy().into_owned()
+    } else if vsnprintf(buf.as_mut_ptr(), buf.len(), msg, args) >= 0 {
+        CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
+    } else {
+        CStr::from_ptr(msg).to_string_lossy().into_owned()
+    };
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+/// Loads ONNX Runtime the way the tests do: `ORT_DYLIB_PATH` if set, else the library that
+/// `scripts/setup.sh` put in `build/deps/`, through the plugin's own loader.
+pub fn init_runtime() -> Result<&'static ort::environment::Environment> {
+    // SAFETY: installs a handler before any other thread exists.
+    unsafe { sys::base_set_log_handler(Some(log_to_stderr), std::ptr::null_mut()) };
+    if std::env::var_os("ORT_DYLIB_PATH").is_none_or(|p| p.is_empty()) {
+        let lib = quality::root()
+            .join("build/deps")
+            .join(obs_backdrop::segmentation::runtime::LIBRARY_NAME);
+        // SAFETY: set once at start-up, before any other thread reads the environment.
+        unsafe { std::env::set_var("ORT_DYLIB_PATH", &lib) };
+    }
+    obs_backdrop::segmentation::runtime::environment()
+        .map_err(anyhow::Error::msg)
+        .context("ONNX Runtime (run scripts/setup.sh, or set ORT_DYLIB_PATH)")
+}
+
+/// The command line as typed (arguments with spaces quoted).
+pub fn command_line() -> String {
+    std::env::args()
+        .enumerate()
+        .map(|(i, a)| {
+            let a = if i == 0 {
+                std::path::Path::new(&a)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or(a)
+            } else {
+                a
+            };
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Date (UTC), CPU, core count and git commit, for the report header.
+pub fn machine_line() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let tod = secs % 86_400;
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(quality::root())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    format!(
+        "date {y:04}-{m:02}-{d:02} {:02}:{:02} UTC; machine: {cpu}, {cores} cores; commit {commit}{}",
+        tod / 3600,
+        tod % 3600 / 60,
+        if dirty { " + uncommitted changes" } else { "" }
+    )
+}
+
+/// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+}

@@ -1,0 +1,782 @@
+//! `backdrop-bench quality`: runs the plugin's mask pipeline on the shared test data, one lane per
+//! configuration, and prints the table.
+//!
+//! Per frame (full-resolution RGB frame F, `fw` x `fh`), exactly what the filter does:
+//! 1. stretch F to the model's input size with the twin of the GPU downscale -> BGRA
+//!    ([`super::downscale`]);
+//! 2. `Model::infer` -> person probability at `model.output_size()`;
+//! 3. per configuration: `Refiner::refine` (one refiner per stream and configuration, so temporal
+//!    smoothing carries over within a video; a fresh one per portrait) -> `(a, b)` coefficients;
+//! 4. `composite_alpha` at F's resolution with F's luma -> alpha (0..1), the CPU twin of the
+//!    effect's final step. Predicted person = alpha > 0.5.
+//!
+//! Inference runs once per frame and its probability plane is shared by all configurations.
+
+use super::cli::{ModelRef, QualityOptions};
+use super::config::{self, Config};
+use super::downscale::{self, GpuDownscale, Resample};
+use super::media::{self, RgbImage};
+use super::metrics::{self, Flicker};
+use super::synthetic::{self, Scene};
+use anyhow::{bail, Context, Result};
+use obs_backdrop::mask::refine::{composite_alpha, luma, Refiner};
+use obs_backdrop::segmentation::manifest::{self, Manifest};
+use obs_backdrop::segmentation::session::{Model, SessionOptions};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Boundary match tolerance, px at image resolution (Euclidean).
+pub const BOUNDARY_TOLERANCE_PX: f64 = 2.0;
+/// How many portraits `--write-masks` writes.
+const WRITE_PORTRAITS: usize = 4;
+/// Synthetic frames `--write-masks` writes (first, mid-motion, start and end of the still part).
+const WRITE_SYNTHETIC_FRAMES: [usize; 4] = [0, 75, 151, 299];
+/// Real-video frames `--write-masks` writes.
+const WRITE_VIDEO_FRAMES: [usize; 2] = [0, 60];
+
+/// Mean IoU of bare models on the 96 portraits, from `../shared/testdata/PROVENANCE.md`
+/// (image stretched to the model input, threshold 0.5, mask upscaled to the image size).
+pub fn reference_iou(model_id: &str) -> Option<f64> {
+    match model_id {
+        "selfie_general" => Some(0.866),
+        "selfie_landscape" => Some(0.863),
+        "meet" => Some(0.877),
+        "sinet" => Some(0.645),
+        _ => None,
+    }
+}
+
+/// Repository root (where the binary was built from).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Per-video statistics of the synthetic section.
+#[derive(Clone, Debug, Default)]
+struct SyntheticStats {
+    ious: Vec<f64>,
+    still: Flicker,
+    moving: Flicker,
+}
+
+/// One configuration and its per-stream state and results.
+struct Lane {
+    config: Config,
+    refiner: Refiner,
+    prob: Vec<f32>,
+    alpha: Vec<f32>,
+    prev: Vec<f32>,
+    has_prev: bool,
+    refine_ms: Vec<f64>,
+    portrait_iou: Vec<f64>,
+    portrait_f: Vec<f64>,
+    synthetic: Vec<SyntheticStats>,
+    real: Vec<Flicker>,
+}
+
+impl Lane {
+    fn new(config: Config) -> Self {
+        Self {
+            config,
+            refiner: Refiner::default(),
+            prob: Vec::new(),
+            alpha: Vec::new(),
+            prev: Vec::new(),
+            has_prev: false,
+            refine_ms: Vec::new(),
+            portrait_iou: Vec::new(),
+            portrait_f: Vec::new(),
+            synthetic: Vec::new(),
+            real: Vec::new(),
+        }
+    }
+
+    /// A new stream (portrait or video): fresh refiner, no previous alpha.
+    fn start_stream(&mut self) {
+        self.refiner = Refiner::default();
+        self.has_prev = false;
+    }
+
+    /// Keeps this frame's alpha as the previous one.
+    fn end_frame(&mut self) {
+        std::mem::swap(&mut self.prev, &mut self.alpha);
+        self.has_prev = true;
+    }
+
+    fn predicted(&self) -> Vec<bool> {
+        self.alpha.iter().map(|a| *a > 0.5).collect()
+    }
+}
+
+/// The shared front of the pipeline: downscale and inference, once per frame.
+struct Engine {
+    model: Model,
+    resample: Resample,
+    downscalers: HashMap<(usize, usize), GpuDownscale>,
+    bgra: Vec<u8>,
+    prob: Vec<f32>,
+    luma: Vec<f32>,
+    downscale_ms: Vec<f64>,
+    infer_ms: Vec<f64>,
+    composite_ms: Vec<f64>,
+}
+
+impl Engine {
+    fn new(model: Model, resample: Resample) -> Self {
+        Self {
+            model,
+            resample,
+            downscalers: HashMap::new(),
+            bgra: Vec::new(),
+            prob: Vec::new(),
+            luma: Vec::new(),
+            downscale_ms: Vec::new(),
+            infer_ms: Vec::new(),
+            composite_ms: Vec::new(),
+        }
+    }
+
+    /// Runs one frame through every lane; afterwards each lane's `alpha` holds the frame's alpha.
+    fn process(&mut self, frame: &RgbImage, lanes: &mut [Lane]) -> Result<()> {
+        let (fw, fh) = (frame.width, frame.height);
+        let (iw, ih) = self.model.input_size();
+        let (iw, ih) = (iw as usize, ih as usize);
+        let t = Instant::now();
+        match self.resample {
+            Resample::Gpu => self
+                .downscalers
+                .entry((fw, fh))
+                .or_insert_with(|| GpuDownscale::new((fw, fh), (iw, ih)))
+                .run(&frame.data, &mut self.bgra),
+            Resample::FirBilinear => {
+                downscale::fir_bilinear(&frame.data, (fw, fh), (iw, ih), &mut self.bgra)?
+            }
+        }
+        self.downscale_ms.push(ms(t));
+        let t = Instant::now();
+        let prob = self
+            .model
+            .infer(&self.bgra, iw * 4)
+            .map_err(anyhow::Error::msg)?;
+        self.prob.clear();
+        self.prob.extend_from_slice(prob);
+        self.infer_ms.push(ms(t));
+        let (w, h) = self.model.output_size();
+
+        self.luma.clear();
+        self.luma
+            .extend(frame.data.chunks_exact(3).map(|p| luma(p[0], p[1], p[2])));
+        for lane in lanes.iter_mut() {
+            lane.prob.clear();
+            lane.prob.extend_from_slice(&self.prob);
+            lane.alpha.resize(fw * fh, 0.0);
+            let Lane {
+                config,
+                refiner,
+                prob,
+                alpha,
+                refine_ms,
+                ..
+            } = lane;
+            let t = Instant::now();
+            let coefficients = refiner.refine(
+                prob,
+                w,
+                h,
+                &self.bgra,
+                (iw, ih, iw * 4),
+                fw as u32,
+                &config.params,
+            );
+            refine_ms.push(ms(t));
+            let t = Instant::now();
+            composite_alpha(
+                coefficients,
+                w,
+                h,
+                &self.luma,
+                fw,
+                fh,
+                config.threshold,
+                config.softness,
+                alpha,
+            );
+            self.composite_ms.push(ms(t));
+        }
+        Ok(())
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// Portrait ids with both an image and a mask, sorted numerically.
+pub fn portrait_ids(testdata: &Path) -> Vec<u32> {
+    let mut ids: Vec<u32> = std::fs::read_dir(testdata.join("portraits/images"))
+        .map(|it| {
+            it.filter_map(|e| e.ok())
+                .filter_map(|e| e.path().file_stem()?.to_str()?.parse().ok())
+                .filter(|id: &u32| testdata.join(format!("portraits/masks/{id}.png")).is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
+
+fn load_portrait(testdata: &Path, id: u32) -> Result<(RgbImage, Vec<bool>)> {
+    let image = media::decode_image(&testdata.join(format!("portraits/images/{id}.jpg")))?;
+    let truth = media::load_mask(
+        &testdata.join(format!("portraits/masks/{id}.png")),
+        image.width,
+        image.height,
+    )?;
+    Ok((image, truth))
+}
+
+/// Where `--write-masks` puts things for this model.
+struct Writer {
+    dir: Option<PathBuf>,
+}
+
+impl Writer {
+    fn lane(&self, lane: &Lane, name: &str, w: usize, h: usize) -> Result<()> {
+        if let Some(dir) = &self.dir {
+            let path = dir.join(lane.config.slug()).join(format!("{name}.png"));
+            media::write_alpha_png(&path, w, h, &lane.alpha)?;
+        }
+        Ok(())
+    }
+
+    fn input(&self, name: &str, image: &RgbImage, truth: Option<&[bool]>) -> Result<()> {
+        if let Some(dir) = &self.dir {
+            media::write_rgb_png(&dir.join("input").join(format!("{name}.png")), image)?;
+            if let Some(t) = truth {
+                let path = dir.join("truth").join(format!("{name}.png"));
+                media::write_mask_png(&path, image.width, image.height, t)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run_portraits(
+    engine: &mut Engine,
+    lanes: &mut [Lane],
+    testdata: &Path,
+    limit: Option<usize>,
+    writer: &Writer,
+) -> Result<usize> {
+    let mut ids = portrait_ids(testdata);
+    if ids.is_empty() {
+        bail!("no portraits in {}", testdata.join("portraits").display());
+    }
+    if let Some(n) = limit {
+        ids.truncate(n);
+    }
+    let started = Instant::now();
+    for (n, id) in ids.iter().enumerate() {
+        let (image, truth) = load_portrait(testdata, *id)?;
+        let (w, h) = (image.width, image.height);
+        let truth_boundary = metrics::boundary(&truth, w, h);
+        for lane in lanes.iter_mut() {
+            lane.start_stream();
+        }
+        engine.process(&image, lanes)?;
+        for lane in lanes.iter_mut() {
+            let predicted = lane.predicted();
+            lane.portrait_iou.push(metrics::iou(&predicted, &truth));
+            lane.portrait_f.push(metrics::boundary_f_score(
+                &predicted,
+                &truth_boundary,
+                w,
+                h,
+                BOUNDARY_TOLERANCE_PX,
+            ));
+        }
+        if n < WRITE_PORTRAITS {
+            let name = format!("portrait_{id}");
+            writer.input(&name, &image, Some(&truth))?;
+            for lane in lanes.iter() {
+                writer.lane(lane, &name, w, h)?;
+            }
+        }
+        if (n + 1) % 24 == 0 || n + 1 == ids.len() {
+            eprintln!(
+                "  portraits: {}/{} ({:.0} s)",
+                n + 1,
+                ids.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(ids.len())
+}
+
+fn run_synthetic(
+    engine: &mut Engine,
+    lanes: &mut [Lane],
+    testdata: &Path,
+    noise: f32,
+    limit: Option<usize>,
+    writer: &Writer,
+) -> Result<Vec<String>> {
+    let frames = limit.unwrap_or(synthetic::FRAMES).min(synthetic::FRAMES);
+    let mut names = Vec::new();
+    for (vi, pair) in synthetic::PAIRS.iter().enumerate() {
+        let started = Instant::now();
+        let (fg, fg_mask) = load_portrait(testdata, pair.foreground)?;
+        let (bg, bg_mask) = load_portrait(testdata, pair.background)?;
+        let scene = Scene::new(&fg, &fg_mask, &bg, &bg_mask).with_context(|| {
+            format!(
+                "synthetic video {} over {}",
+                pair.foreground, pair.background
+            )
+        })?;
+        let name = format!("{} over {}", pair.foreground, pair.background);
+        for lane in lanes.iter_mut() {
+            lane.start_stream();
+            lane.synthetic.push(SyntheticStats::default());
+        }
+        let mut frame = RgbImage {
+            width: 0,
+            height: 0,
+            data: Vec::new(),
+        };
+        let (mut truth, mut prev_truth) = (Vec::new(), Vec::new());
+        let mut stable = Vec::new();
+        for t in 0..frames {
+            scene.render(t, noise, vi as u64 + 1, &mut frame, &mut truth);
+            engine.process(&frame, lanes)?;
+            if t > 0 {
+                stable.clear();
+                stable.extend(truth.iter().zip(&prev_truth).map(|(a, b)| a == b));
+            }
+            for lane in lanes.iter_mut() {
+                let predicted = lane.predicted();
+                let stats = lane.synthetic.last_mut().expect("pushed above");
+                stats.ious.push(metrics::iou(&predicted, &truth));
+                if lane.has_prev {
+                    let target = if synthetic::pair_is_moving(t) {
+                        &mut stats.moving
+                    } else {
+                        &mut stats.still
+                    };
+                    target.add(&lane.prev, &lane.alpha, Some(&stable));
+                }
+            }
+            if WRITE_SYNTHETIC_FRAMES.contains(&t) {
+                let fname = format!("synthetic_{}_{}_f{t:03}", pair.foreground, pair.background);
+                writer.input(&fname, &frame, Some(&truth))?;
+                for lane in lanes.iter() {
+                    writer.lane(lane, &fname, frame.width, frame.height)?;
+                }
+            }
+            for lane in lanes.iter_mut() {
+                lane.end_frame();
+            }
+            std::mem::swap(&mut truth, &mut prev_truth);
+        }
+        eprintln!(
+            "  synthetic: {name} (background crop {:?}), {frames} frames ({:.0} s)",
+            scene.crop,
+            started.elapsed().as_secs_f64()
+        );
+        names.push(name);
+    }
+    Ok(names)
+}
+
+fn run_videos(
+    engine: &mut Engine,
+    lanes: &mut [Lane],
+    testdata: &Path,
+    limit: Option<usize>,
+    writer: &Writer,
+) -> Result<Vec<String>> {
+    let dir = testdata.join("video");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("no .mp4 videos in {}", dir.display());
+    }
+    let mut names = Vec::new();
+    for path in files {
+        let started = Instant::now();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for lane in lanes.iter_mut() {
+            lane.start_stream();
+            lane.real.push(Flicker::default());
+        }
+        let mut video = media::VideoFrames::open(&path)?;
+        let mut n = 0;
+        while let Some(frame) = video.next_frame()? {
+            if limit.is_some_and(|l| n >= l) {
+                break;
+            }
+            engine.process(&frame, lanes)?;
+            for lane in lanes.iter_mut() {
+                if lane.has_prev {
+                    let Lane {
+                        prev, alpha, real, ..
+                    } = lane;
+                    real.last_mut()
+                        .expect("pushed above")
+                        .add(prev, alpha, None);
+                }
+            }
+            if WRITE_VIDEO_FRAMES.contains(&n) {
+                let fname = format!("video_{name}_f{n:03}");
+                writer.input(&fname, &frame, None)?;
+                for lane in lanes.iter() {
+                    writer.lane(lane, &fname, frame.width, frame.height)?;
+                }
+            }
+            for lane in lanes.iter_mut() {
+                lane.end_frame();
+            }
+            n += 1;
+        }
+        if n < 2 {
+            bail!("{}: fewer than 2 frames decoded", path.display());
+        }
+        eprintln!(
+            "  video: {name}, {n} frames ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// Finds the manifest for `reference` and points it at an existing ONNX file.
+fn resolve_manifest(reference: &ModelRef, testdata: &Path) -> Result<Manifest> {
+    let mut m = match reference {
+        ModelRef::Manifest(path) => Manifest::load(path)?,
+        ModelRef::Id(id) => {
+            let models = std::env::var_os("BACKDROP_MODELS")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root().join("build/models"));
+            let dirs = [models, root().join("models/thirdparty")];
+            let mut found = None;
+            for dir in &dirs {
+                let (good, _) = manifest::scan(dir);
+                if let Some(m) = good.into_iter().find(|m| &m.id == id) {
+                    found = Some(m);
+                    break;
+                }
+            }
+            found.with_context(|| {
+                format!(
+                    "no manifest with id '{id}' in {} or {} (run scripts/setup.sh for the default models)",
+                    dirs[0].display(),
+                    dirs[1].display()
+                )
+            })?
+        }
+    };
+    if !m.model_path().is_file() && Path::new(&m.file).is_relative() {
+        let dir = testdata.join("models/thirdparty");
+        if dir.join(&m.file).is_file() {
+            m.dir = dir;
+        }
+    }
+    if !m.model_path().is_file() {
+        bail!(
+            "model file of '{}' not found: {} (nor in <testdata>/models/thirdparty/)",
+            m.id,
+            m.model_path().display()
+        );
+    }
+    Ok(m)
+}
+
+/// Results of one model, for the closing summary.
+struct ModelSummary {
+    id: String,
+    bare_iou: Option<f64>,
+    portraits: usize,
+}
+
+/// Runs the benchmark and prints the report to stdout (progress goes to stderr).
+pub fn run(opts: &QualityOptions) -> Result<()> {
+    let wall = Instant::now();
+    let testdata = opts
+        .testdata
+        .clone()
+        .or_else(|| std::env::var_os("BACKDROP_TESTDATA").map(PathBuf::from))
+        .unwrap_or_else(|| root().join("../shared/testdata"));
+    let testdata = testdata.is_dir().then_some(testdata);
+
+    println!("# backdrop-bench quality\n");
+    println!("- command: `{}`", super::command_line());
+    println!("- {}", super::machine_line());
+    println!("- frame -> model input: {}", opts.resample.name());
+    println!(
+        "- synthetic videos: {} x {} px, {} frames at {} fps, noise sigma {} levels; pairs (foreground over background portrait): {}",
+        synthetic::WIDTH,
+        synthetic::HEIGHT,
+        synthetic::FRAMES,
+        synthetic::FPS,
+        opts.noise,
+        synthetic::PAIRS
+            .iter()
+            .map(|p| format!("{} over {}", p.foreground, p.background))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Some(n) = opts.limit {
+        println!("- **--limit {n}: partial run, figures not comparable**");
+    }
+    let Some(testdata) = testdata else {
+        println!(
+            "- SKIPPED every section: test data folder not found (../shared/testdata; set \
+             BACKDROP_TESTDATA or --testdata)"
+        );
+        return Ok(());
+    };
+    println!("- test data: {}", testdata.display());
+    let env = super::init_runtime()?;
+
+    let defaults = config::defaults_row(&opts.set)?;
+    let mut summaries = Vec::new();
+    for reference in &opts.models {
+        let manifest = resolve_manifest(reference, &testdata)?;
+        let model =
+            Model::load(env, &manifest, SessionOptions::default()).map_err(anyhow::Error::msg)?;
+        let (iw, ih) = model.input_size();
+        let (ow, oh) = model.output_size();
+        println!(
+            "\n## Model `{}`: {} (input {iw}x{ih}, mask {ow}x{oh}, file {})\n",
+            manifest.id,
+            manifest.name,
+            manifest.model_path().display()
+        );
+        let mut configs = config::standard_rows(defaults.clone());
+        let standard = configs.len();
+        if opts.sweep {
+            configs.extend(config::sweep_rows());
+        }
+        let mut lanes: Vec<Lane> = configs.into_iter().map(Lane::new).collect();
+        let mut engine = Engine::new(model, opts.resample);
+        let writer = Writer {
+            dir: opts.write_masks.as_ref().map(|d| d.join(&manifest.id)),
+        };
+        let (mut portraits, mut synth_names, mut video_names) = (0, Vec::new(), Vec::new());
+        let td = testdata.as_path();
+        let have_portraits = td.join("portraits/images").is_dir();
+        if (opts.sections.portraits || opts.sections.synthetic) && !have_portraits {
+            println!(
+                "- SKIPPED portraits and synthetic videos: {} is absent",
+                td.join("portraits/images").display()
+            );
+        }
+        if opts.sections.portraits && have_portraits {
+            eprintln!("{}: portraits", manifest.id);
+            portraits = run_portraits(&mut engine, &mut lanes, td, opts.limit, &writer)?;
+        }
+        if opts.sections.synthetic && have_portraits {
+            eprintln!("{}: synthetic videos", manifest.id);
+            synth_names =
+                run_synthetic(&mut engine, &mut lanes, td, opts.noise, opts.limit, &writer)?;
+        }
+        if opts.sections.video {
+            if td.join("video").is_dir() {
+                eprintln!("{}: real videos", manifest.id);
+                video_names = run_videos(&mut engine, &mut lanes, td, opts.limit, &writer)?;
+            } else {
+                println!(
+                    "- SKIPPED real videos: {} is absent",
+                    td.join("video").display()
+                );
+            }
+        }
+        println!();
+        print_table(&lanes[..standard]);
+        println!();
+        println!(
+            "Portraits: {portraits} images. Synthetic: {} videos. Real videos: {}. Flicker = mean |alpha(t) - alpha(t-1)| per pixel and frame pair, x 1e-3.",
+            synth_names.len(),
+            if video_names.is_empty() {
+                "none".to_string()
+            } else {
+                video_names.join(", ")
+            }
+        );
+        println!(
+            "Shared stages, median ms per frame (CPU twins of GPU work are not plugin costs): downscale twin {}, Model::infer {}, composite_alpha twin {}.",
+            fmt_opt(metrics::median(&engine.downscale_ms), 2),
+            fmt_opt(metrics::median(&engine.infer_ms), 2),
+            fmt_opt(metrics::median(&engine.composite_ms), 2)
+        );
+        if !synth_names.is_empty() {
+            print_synthetic_detail(&lanes[..standard], &synth_names);
+        }
+        if !video_names.is_empty() {
+            print_video_detail(&lanes[..standard], &video_names);
+        }
+        if opts.sweep {
+            println!("\n### Sweep: guided filter on top of `+blobs` (radius in mask px)\n");
+            print_table(&lanes[standard..]);
+        }
+        let bare_iou = metrics::mean(&lanes[0].portrait_iou);
+        if let (Some(iou), Some(reference)) = (bare_iou, reference_iou(&manifest.id)) {
+            println!(
+                "\nBare portrait mean IoU {iou:.4}; reference figure (PROVENANCE.md) {reference:.3}; difference {:+.4}.",
+                iou - reference
+            );
+        }
+        summaries.push(ModelSummary {
+            id: manifest.id.clone(),
+            bare_iou,
+            portraits,
+        });
+    }
+    if summaries.len() > 1 {
+        println!("\n## Bare models on the portraits vs reference figures\n");
+        println!("| model | portraits | bare mean IoU | reference (PROVENANCE.md) | difference |");
+        println!("| --- | ---: | ---: | ---: | ---: |");
+        for s in &summaries {
+            let reference = reference_iou(&s.id);
+            let diff = match (s.bare_iou, reference) {
+                (Some(a), Some(b)) => format!("{:+.4}", a - b),
+                _ => "-".into(),
+            };
+            println!(
+                "| {} | {} | {} | {} | {diff} |",
+                s.id,
+                s.portraits,
+                fmt_opt(s.bare_iou, 4),
+                fmt_opt(reference, 3),
+            );
+        }
+    }
+    println!("\nTotal wall time {:.0} s.", wall.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn fmt_opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.decimals$}"))
+}
+
+/// Mean over videos of a per-video figure.
+fn mean_of<T>(items: &[T], f: impl Fn(&T) -> Option<f64>) -> Option<f64> {
+    let values: Vec<f64> = items.iter().filter_map(f).collect();
+    if values.len() < items.len() {
+        return None;
+    }
+    metrics::mean(&values)
+}
+
+fn milli(v: Option<f64>) -> String {
+    fmt_opt(v.map(|v| v * 1e3), 3)
+}
+
+fn print_table(lanes: &[Lane]) {
+    println!("| configuration | settings | portraits IoU | boundary F (2 px) | synthetic IoU | synthetic flicker still | synthetic flicker moving | real-video flicker | refine ms (median) |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for lane in lanes {
+        let synth_iou = mean_of(&lane.synthetic, |s| metrics::mean(&s.ious));
+        let still = mean_of(&lane.synthetic, |s| s.still.mean());
+        let moving = mean_of(&lane.synthetic, |s| s.moving.mean());
+        let real = mean_of(&lane.real, Flicker::mean);
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            lane.config.name,
+            lane.config.describe(),
+            fmt_opt(metrics::mean(&lane.portrait_iou), 4),
+            fmt_opt(metrics::mean(&lane.portrait_f), 4),
+            fmt_opt(synth_iou, 4),
+            milli(still),
+            milli(moving),
+            milli(real),
+            fmt_opt(metrics::median(&lane.refine_ms), 3),
+        );
+    }
+}
+
+fn print_synthetic_detail(lanes: &[Lane], names: &[String]) {
+    println!("\n### Synthetic videos, per video: IoU / flicker still / flicker moving (x 1e-3)\n");
+    let mut head = String::from("| configuration |");
+    let mut rule = String::from("| --- |");
+    for n in names {
+        head += &format!(" {n} |");
+        rule += " ---: |";
+    }
+    println!("{head}\n{rule}");
+    for lane in lanes {
+        let mut line = format!("| {} |", lane.config.name);
+        for s in &lane.synthetic {
+            line += &format!(
+                " {} / {} / {} |",
+                fmt_opt(metrics::mean(&s.ious), 4),
+                milli(s.still.mean()),
+                milli(s.moving.mean())
+            );
+        }
+        println!("{line}");
+    }
+}
+
+fn print_video_detail(lanes: &[Lane], names: &[String]) {
+    println!(
+        "\n### Real videos, per video: flicker over all pixels (x 1e-3; includes real motion)\n"
+    );
+    let mut head = String::from("| configuration |");
+    let mut rule = String::from("| --- |");
+    for n in names {
+        head += &format!(" {n} |");
+        rule += " ---: |";
+    }
+    println!("{head}\n{rule}");
+    for lane in lanes {
+        let mut line = format!("| {} |", lane.config.name);
+        for f in &lane.real {
+            line += &format!(" {} |", milli(f.mean()));
+        }
+        println!("{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_figures_cover_the_known_models() {
+        assert_eq!(reference_iou("selfie_general"), Some(0.866));
+        assert_eq!(reference_iou("sinet"), Some(0.645));
+        assert_eq!(reference_iou("meet"), Some(0.877));
+        assert_eq!(reference_iou("other"), None);
+    }
+
+    #[test]
+    fn third_party_manifests_parse_and_match_the_provenance() {
+        let dir = root().join("models/thirdparty");
+        let sinet = Manifest::load(&dir.join("sinet.json")).unwrap();
+        assert_eq!(sinet.id, "sinet");
+        assert_eq!(sinet.input_size(), (320, 320));
+        assert_eq!(sinet.file, "sinet_softmax_320x320.onnx");
+        let meet = Manifest::load(&dir.join("meet.json")).unwrap();
+        assert_eq!(meet.id, "meet");
+        assert_eq!(meet.input_size(), (256, 144));
+        assert_eq!(meet.file, "meet_segmentation_144x256.onnx");
+    }
+
+    #[test]
+    fn mean_of_needs_every_item() {
+        let v = [Some(1.0), Some(3.0)];
+        assert_eq!(mean_of(&v, |x| *x), Some(2.0));
+        assert_eq!(mean_of(&[Some(1.0), None], |x| *x), None);
+        assert_eq!(milli(Some(0.00125)), "1.250");
+    }
+}
