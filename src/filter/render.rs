@@ -209,9 +209,9 @@ impl Gpu {
                         .as_mut()
                         .filter(|s| (s.width, s.height) == (mw, mh))
                     {
-                        let source_width = self.size.0;
+                        let source_size = self.size;
                         surface.read(|data, linesize| {
-                            shared.submit(data, (mw, mh, linesize), staged_at, source_width)
+                            shared.submit(data, (mw, mh, linesize), staged_at, source_size)
                         });
                     }
                 }

@@ -90,7 +90,9 @@ impl Default for Settings {
             color: 0xFF00_B140, // a chroma green, opaque
             mask_expand: 0.0,
             min_blob_percent: 0.2,
-            edge_aware: true,
+            // Off by default: in `backdrop-bench quality` the guided step lowers portrait IoU,
+            // boundary F and raises still flicker at every radius/eps tried (docs/quality.md).
+            edge_aware: false,
             edge_radius: 4,
             custom_model_path: String::new(),
         }

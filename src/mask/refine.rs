@@ -69,7 +69,8 @@ impl Refiner {
     /// Refines `prob` (person probability, `w` x `h`, row-major) in place and returns the
     /// interleaved coefficients `(a, b)` (`2 * w * h` values). `guide_bgra` is the frame the
     /// model saw, `gw` x `gh` BGRA rows `stride` bytes apart (resampled to `w` x `h` if it
-    /// differs); `source_width` is the source frame's width in px (for `expand_px`).
+    /// differs); `source_size` is the source frame's (width, height) in px (for `expand_px`: mask
+    /// pixels are not square in source pixels when the frame is stretched to the model).
     #[allow(clippy::too_many_arguments)]
     pub fn refine(
         &mut self,
@@ -78,14 +79,15 @@ impl Refiner {
         h: usize,
         guide_bgra: &[u8],
         (gw, gh, stride): (usize, usize, usize),
-        source_width: u32,
+        (source_width, source_height): (u32, u32),
         params: &RefineParams,
     ) -> &[f32] {
         assert_eq!(prob.len(), w * h);
         self.smoother.apply(prob, params.temporal_smoothing);
-        if params.expand_px != 0.0 && source_width > 0 {
-            let radius = params.expand_px * w as f32 / source_width as f32;
-            morphology(prob, w, h, radius, &mut self.morph);
+        if params.expand_px != 0.0 && source_width > 0 && source_height > 0 {
+            let rx = params.expand_px * w as f32 / source_width as f32;
+            let ry = params.expand_px * h as f32 / source_height as f32;
+            morphology(prob, w, h, (rx, ry), &mut self.morph);
         }
         if params.min_blob_fraction > 0.0 {
             remove_small_blobs(
@@ -218,50 +220,59 @@ pub fn guided_coefficients(
     }
 }
 
-/// Square max (grow) or min (shrink) filter of integer radius `k`, separable, `src` -> `out`.
+/// Rectangular max (grow) or min (shrink) filter of integer radii `(kx, ky)`, separable.
+#[allow(clippy::too_many_arguments)]
 fn min_max_filter(
     src: &[f32],
     out: &mut [f32],
     tmp: &mut [f32],
     w: usize,
     h: usize,
-    k: usize,
+    kx: usize,
+    ky: usize,
     grow: bool,
 ) {
     let pick = |a: f32, b: f32| if grow { a.max(b) } else { a.min(b) };
     for y in 0..h {
+        let row = &src[y * w..(y + 1) * w];
         for x in 0..w {
-            let row = &src[y * w..(y + 1) * w];
-            tmp[y * w + x] = row[x.saturating_sub(k)..=(x + k).min(w - 1)]
+            tmp[y * w + x] = row[x.saturating_sub(kx)..=(x + kx).min(w - 1)]
                 .iter()
                 .fold(row[x], |v, s| pick(v, *s));
         }
     }
     for y in 0..h {
         for x in 0..w {
-            out[y * w + x] = (y.saturating_sub(k)..=(y + k).min(h - 1))
+            out[y * w + x] = (y.saturating_sub(ky)..=(y + ky).min(h - 1))
                 .fold(tmp[y * w + x], |v, yy| pick(v, tmp[yy * w + x]));
         }
     }
 }
 
-/// Grows (`radius` > 0) or shrinks (`radius` < 0) the mask by `|radius|` mask px with a square
-/// max/min filter; fractional radii blend between the two nearest integer radii.
+/// Grows (radii > 0) or shrinks (radii < 0) the mask by `|rx|` x `|ry|` mask px with a
+/// rectangular max/min filter; fractional radii blend between the two nearest integer radii.
 /// `scratch` holds three reused planes.
-pub fn morphology(mask: &mut [f32], w: usize, h: usize, radius: f32, scratch: &mut [Vec<f32>; 3]) {
-    let r = radius.abs();
-    if r < 1e-3 {
+pub fn morphology(
+    mask: &mut [f32],
+    w: usize,
+    h: usize,
+    (rx, ry): (f32, f32),
+    scratch: &mut [Vec<f32>; 3],
+) {
+    let (ax, ay) = (rx.abs(), ry.abs());
+    if ax < 1e-3 && ay < 1e-3 {
         return;
     }
-    let grow = radius > 0.0;
-    let (r0, frac) = (r.floor() as usize, r.fract());
+    let grow = rx + ry > 0.0;
+    let (kx, ky) = (ax.floor() as usize, ay.floor() as usize);
+    let frac = ((ax.fract() + ay.fract()) * 0.5).clamp(0.0, 1.0);
     let [lo, hi, tmp] = scratch;
     for v in [&mut *lo, &mut *hi, &mut *tmp] {
         v.resize(w * h, 0.0);
     }
-    min_max_filter(mask, lo, tmp, w, h, r0, grow);
+    min_max_filter(mask, lo, tmp, w, h, kx, ky, grow);
     if frac > 1e-3 {
-        min_max_filter(mask, hi, tmp, w, h, r0 + 1, grow);
+        min_max_filter(mask, hi, tmp, w, h, kx + 1, ky + 1, grow);
         for k in 0..w * h {
             mask[k] = lo[k] * (1.0 - frac) + hi[k] * frac;
         }
@@ -324,11 +335,20 @@ pub fn remove_small_blobs(
         .max_by_key(|(_, s)| **s)
         .map(|(l, _)| l as u32);
     let min_size = (min_fraction * (w * h) as f32).ceil() as usize;
+    const RIM: usize = 2; // mask px of soft rim (< 0.5) around a removed blob, cleared with it
     for k in 0..w * h {
         let l = labels[k];
         if l != 0 && Some(l) != largest && sizes[l as usize] < min_size {
-            // fade the whole blob out, including its soft rim below 0.5 is left as is
             mask[k] = 0.0;
+            let (x, y) = (k % w, k / w);
+            for yy in y.saturating_sub(RIM)..=(y + RIM).min(h - 1) {
+                for xx in x.saturating_sub(RIM)..=(x + RIM).min(w - 1) {
+                    let n = yy * w + xx;
+                    if labels[n] == 0 && mask[n] < 0.5 {
+                        mask[n] = 0.0;
+                    }
+                }
+            }
         }
     }
 }
@@ -440,7 +460,7 @@ mod tests {
                 2,
                 &guide,
                 (2, 2, 8),
-                100,
+                (100, 100),
                 &RefineParams::default(),
             )
             .to_vec();
@@ -457,13 +477,19 @@ mod tests {
         let (w, h) = (7, 1);
         let mut m = vec![0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0];
         let mut s = Default::default();
-        morphology(&mut m, w, h, 1.0, &mut s);
+        morphology(&mut m, w, h, (1.0, 1.0), &mut s);
         assert_eq!(m, vec![0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
-        morphology(&mut m, w, h, -1.0, &mut s);
+        morphology(&mut m, w, h, (-1.0, -1.0), &mut s);
         assert_eq!(m, vec![0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
         let mut half = vec![0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0];
-        morphology(&mut half, w, h, 0.5, &mut s);
+        morphology(&mut half, w, h, (0.5, 0.5), &mut s);
         assert_eq!(half[2], 0.5);
+        // per-axis radii: a 1080p frame stretched to a square mask grows ~2x more in x than y
+        let (w, h) = (5, 5);
+        let mut dot = vec![0f32; 25];
+        dot[12] = 1.0;
+        morphology(&mut dot, w, h, (2.0, 1.0), &mut s);
+        assert_eq!(dot.iter().filter(|v| **v == 1.0).count(), 5 * 3);
     }
 
     #[test]
@@ -476,9 +502,12 @@ mod tests {
             }
         }
         m[7] = 1.0; // a 1 px blob
+        m[15] = 0.3; // its soft rim
+        m[4] = 0.3; // the person's soft rim, not adjacent to the blob
         let (mut labels, mut stack) = (Vec::new(), Vec::new());
         remove_small_blobs(&mut m, w, h, 0.1, &mut labels, &mut stack);
         assert_eq!(m[7], 0.0);
+        assert_eq!(m[15], 0.0, "the removed blob's rim goes with it");
         assert_eq!(m.iter().filter(|v| **v == 1.0).count(), 16);
     }
 }

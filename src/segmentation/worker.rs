@@ -39,8 +39,8 @@ pub struct Frame {
     pub height: u32,
     /// Frame counter of the graphics thread when it was rendered.
     pub frame: u64,
-    /// Width of the source frame it was downscaled from, px.
-    pub source_width: u32,
+    /// (width, height) of the source frame it was downscaled from, px.
+    pub source_size: (u32, u32),
 }
 
 /// The newest mask, published by the worker.
@@ -143,7 +143,7 @@ impl Shared {
         bgra: &[u8],
         (width, height, stride): (u32, u32, usize),
         frame: u64,
-        source_width: u32,
+        source_size: (u32, u32),
     ) {
         let row = width as usize * 4;
         let mut input = lock(&self.input);
@@ -158,7 +158,7 @@ impl Shared {
         input.frame.width = width;
         input.frame.height = height;
         input.frame.frame = frame;
-        input.frame.source_width = source_width;
+        input.frame.source_size = source_size;
         input.pending = true;
         drop(input);
         self.wake.notify_one();
@@ -315,7 +315,7 @@ fn run(shared: &Shared) {
             mh,
             &frame.bgra,
             (gw, gh, gw * 4),
-            frame.source_width,
+            frame.source_size,
             &refine,
         );
         coefficients.clear();

@@ -186,7 +186,7 @@ impl Engine {
                 h,
                 &self.bgra,
                 (iw, ih, iw * 4),
-                fw as u32,
+                (fw as u32, fh as u32),
                 &config.params,
             );
             refine_ms.push(ms(t));
