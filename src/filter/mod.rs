@@ -46,6 +46,8 @@ pub(crate) struct RenderParams {
     pub edge_softness: f32,
     pub blur_strength: f32,
     pub color: [f32; 4],
+    /// Hand a frame to the worker every Nth frame.
+    pub inference_interval: u32,
 }
 
 /// The loaded background image, or why it could not be loaded.
@@ -94,6 +96,7 @@ impl Filter {
                 edge_softness: d.edge_softness,
                 blur_strength: d.blur_strength,
                 color: d.color_rgba(),
+                inference_interval: d.inference_interval,
             }),
             settings: Mutex::new(d),
             background: Mutex::new(None),
@@ -109,6 +112,7 @@ impl Filter {
             edge_softness: s.edge_softness,
             blur_strength: s.blur_strength,
             color: s.color_rgba(),
+            inference_interval: s.inference_interval,
         };
         if s.mode == Mode::Image {
             self.load_background(&s.image_path);
@@ -125,7 +129,8 @@ impl Filter {
                 manifest,
                 missing,
                 refine: s.refine_params(),
-                session: Default::default(),
+                motion_threshold: s.motion_threshold,
+                session: s.session_options(),
             });
         }
     }
@@ -200,16 +205,35 @@ impl Filter {
             (o.sequence, o.width, o.height)
         };
         let (status, is_error) = self.status();
-        let (frames, render_ms, mask_age) = {
+        let (frames, render_ms, mask_age, readback_ms, upload_ms, readback_bytes) = {
             let gpu = lock(&self.gpu);
-            (gpu.frames, gpu.render_ms.clone(), gpu.mask_age.clone())
+            (
+                gpu.frames,
+                gpu.render_ms.clone(),
+                gpu.mask_age.clone(),
+                gpu.readback_ms.clone(),
+                gpu.upload_ms.clone(),
+                gpu.readback_bytes,
+            )
+        };
+        let (inferred, skipped, confirmed) = {
+            let o = lock(&shared.output);
+            (o.inferred, o.skipped, o.confirmed)
         };
         let t = lock(&shared.timings);
         let q = |r: &crate::segmentation::stats::Rolling, p: f64| r.quantile(p);
         serde_json::json!({
             "status": status,
             "error": is_error,
-            "mask_frames": mask_frames,
+            "mask_frames": confirmed,
+            "masks_published": mask_frames,
+            "frames_inferred": inferred,
+            "frames_skipped": skipped,
+            "readback_ms_median": q(&readback_ms, 0.5),
+            "readback_ms_p95": q(&readback_ms, 0.95),
+            "readback_bytes_per_frame": if frames > 0 { readback_bytes as f64 / frames as f64 } else { 0.0 },
+            "upload_ms_median": q(&upload_ms, 0.5),
+            "upload_ms_p95": q(&upload_ms, 0.95),
             "mask_width": mask_w,
             "mask_height": mask_h,
             "frames_rendered": frames,

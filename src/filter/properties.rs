@@ -133,6 +133,7 @@ pub(super) unsafe fn build(filter: Option<&Filter>) -> *mut sys::obs_properties_
         0.05,
     );
     sys::obs_properties_add_bool(props, k(KEY_EDGE_AWARE).as_ptr(), t("EdgeAware"));
+    add_performance(props);
     sys::obs_properties_add_int_slider(
         props,
         k(KEY_EDGE_RADIUS).as_ptr(),
@@ -142,6 +143,45 @@ pub(super) unsafe fn build(filter: Option<&Filter>) -> *mut sys::obs_properties_
         1,
     );
     props
+}
+
+/// Performance controls: motion skip, inference cadence, execution provider, threads.
+unsafe fn add_performance(props: *mut sys::obs_properties_t) {
+    use crate::segmentation::runtime::{available_providers, PROVIDERS};
+    sys::obs_properties_add_float_slider(
+        props,
+        k(KEY_MOTION_THRESHOLD).as_ptr(),
+        t("MotionThreshold"),
+        0.0,
+        20.0,
+        0.5,
+    );
+    sys::obs_properties_add_int_slider(
+        props,
+        k(KEY_INFERENCE_INTERVAL).as_ptr(),
+        t("InferenceInterval"),
+        1,
+        10,
+        1,
+    );
+    let list = sys::obs_properties_add_list(
+        props,
+        k(KEY_PROVIDER).as_ptr(),
+        t("ExecutionProvider"),
+        sys::obs_combo_type::OBS_COMBO_TYPE_LIST,
+        sys::obs_combo_format::OBS_COMBO_FORMAT_STRING,
+    );
+    // CPU always; the others only when the loaded runtime offers them.
+    let offered = available_providers();
+    for (provider, key, runtime_name, display) in PROVIDERS {
+        if provider == crate::segmentation::runtime::Provider::Cpu
+            || offered.iter().any(|o| o == runtime_name)
+        {
+            let (name, value) = (cstring(display), cstring(key));
+            sys::obs_property_list_add_string(list, name.as_ptr(), value.as_ptr());
+        }
+    }
+    sys::obs_properties_add_int_slider(props, k(KEY_THREADS).as_ptr(), t("IntraThreads"), 1, 8, 1);
 }
 
 /// Shows the custom model path only when "Custom model" is selected.

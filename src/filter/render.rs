@@ -14,6 +14,15 @@ use std::time::Instant;
 /// its copy has finished, so a map never waits on the GPU.
 const RING: usize = 2;
 
+/// What one [`Gpu::exchange`] did.
+#[derive(Default)]
+struct Exchange {
+    /// Time to map and copy the staged frame to the worker (ms) and the bytes read back.
+    readback: Option<(f64, u64)>,
+    /// Time to upload a new mask (ms).
+    upload_ms: Option<f64>,
+}
+
 /// Graphics-thread state of one filter, behind a mutex in [`Filter`].
 pub(crate) struct GpuState {
     gpu: Option<Gpu>,
@@ -25,6 +34,12 @@ pub(crate) struct GpuState {
     pub render_ms: Rolling,
     /// Age of the mask used, in frames.
     pub mask_age: Rolling,
+    /// Map + copy of the staged small frame, ms.
+    pub readback_ms: Rolling,
+    /// Mask texture upload, ms.
+    pub upload_ms: Rolling,
+    /// Bytes read back from the GPU, in total.
+    pub readback_bytes: u64,
 }
 
 impl Default for GpuState {
@@ -35,6 +50,9 @@ impl Default for GpuState {
             frames: 0,
             render_ms: Rolling::new(300),
             mask_age: Rolling::new(300),
+            readback_ms: Rolling::new(300),
+            upload_ms: Rolling::new(300),
+            readback_bytes: 0,
         }
     }
 }
@@ -175,55 +193,68 @@ impl Gpu {
         true
     }
 
-    /// Downscales the frame to the model's input size, stages it, and hands the one staged a
-    /// frame earlier to the worker.
-    unsafe fn exchange(&mut self, filter: &Filter, frame_no: u64) {
+    /// Hands the small frame staged one frame earlier to the worker, downscales and stages this
+    /// frame when it is due (every `interval`th frame), and uploads a new mask if the worker
+    /// published one. Never waits for the GPU or the worker. Returns what it did, for the stats.
+    unsafe fn exchange(&mut self, filter: &Filter, frame_no: u64, interval: u32) -> Exchange {
         let shared = &filter.worker.shared;
+        let mut done = Exchange::default();
         if let Some((mw, mh)) = shared.model_input_size() {
-            set_vec2(self.p.out_texel, 1.0 / mw as f32, 1.0 / mh as f32);
-            let frame_tex = self.frame.texture();
-            if Self::pass(
-                &self.effect,
-                &mut self.small,
-                mw,
-                mh,
-                c"Downscale",
-                self.p.image,
-                frame_tex,
-            ) {
-                let slot = (frame_no % RING as u64) as usize;
-                if self.ring[slot]
-                    .as_ref()
-                    .is_none_or(|s| (s.width, s.height) != (mw, mh))
+            // 1. Map the copy staged a frame ago: it has finished on the GPU by now.
+            let prev = ((frame_no + RING as u64 - 1) % RING as u64) as usize;
+            let staged_at = self.ring_frame[prev];
+            if staged_at != 0 && staged_at + 1 == frame_no {
+                let source_size = self.size;
+                if let Some(surface) = self.ring[prev]
+                    .as_mut()
+                    .filter(|s| (s.width, s.height) == (mw, mh))
                 {
-                    self.ring[slot] = StageSurface::new(mw, mh);
+                    let t = Instant::now();
+                    let read = surface.read(|data, linesize| {
+                        shared.submit(data, (mw, mh, linesize), staged_at, source_size)
+                    });
+                    if read.is_some() {
+                        done.readback =
+                            Some((t.elapsed().as_secs_f64() * 1e3, mw as u64 * mh as u64 * 4));
+                    }
                 }
-                if let Some(surface) = self.ring[slot].as_mut() {
-                    surface.stage(self.small.texture());
-                    self.ring_frame[slot] = frame_no;
-                }
-                let prev = ((frame_no + RING as u64 - 1) % RING as u64) as usize;
-                let staged_at = self.ring_frame[prev];
-                if staged_at != 0 && staged_at + 1 == frame_no {
-                    if let Some(surface) = self.ring[prev]
-                        .as_mut()
-                        .filter(|s| (s.width, s.height) == (mw, mh))
+            }
+            // 2. Downscale on the GPU and stage this frame, if it is one the worker should see.
+            if frame_no % interval.max(1) as u64 == 0 {
+                set_vec2(self.p.out_texel, 1.0 / mw as f32, 1.0 / mh as f32);
+                let frame_tex = self.frame.texture();
+                if Self::pass(
+                    &self.effect,
+                    &mut self.small,
+                    mw,
+                    mh,
+                    c"Downscale",
+                    self.p.image,
+                    frame_tex,
+                ) {
+                    let slot = (frame_no % RING as u64) as usize;
+                    if self.ring[slot]
+                        .as_ref()
+                        .is_none_or(|s| (s.width, s.height) != (mw, mh))
                     {
-                        let source_size = self.size;
-                        surface.read(|data, linesize| {
-                            shared.submit(data, (mw, mh, linesize), staged_at, source_size)
-                        });
+                        self.ring[slot] = StageSurface::new(mw, mh);
+                    }
+                    if let Some(surface) = self.ring[slot].as_mut() {
+                        surface.stage(self.small.texture());
+                        self.ring_frame[slot] = frame_no;
                     }
                 }
             }
         }
-        // Upload a new mask if the worker published one; never wait for the worker.
+        // 3. Upload a new mask if the worker published one (try_lock: never wait for it).
         if let Ok(out) = shared.output.try_lock() {
+            self.mask_frame = self.mask_frame.max(out.frame);
             let expected = 2 * out.width as usize * out.height as usize;
             if out.sequence != self.mask_sequence
                 && out.width > 0
                 && out.coefficients.len() == expected
             {
+                let t = Instant::now();
                 if self
                     .mask
                     .as_ref()
@@ -234,14 +265,13 @@ impl Gpu {
                 if let Some(m) = self.mask.as_mut() {
                     m.upload(&out.coefficients);
                     self.mask_sequence = out.sequence;
-                    self.mask_frame = out.frame;
+                    done.upload_ms = Some(t.elapsed().as_secs_f64() * 1e3);
                 }
             }
         }
+        done
     }
 
-    /// Blurs the frame into `blur_a`: area-downscale by a factor that grows with the strength,
-    /// then a separable 9-tap Gaussian. Three passes whatever the strength.
     /// Sets the mask texture and threshold parameters used by `person_alpha` in the effect.
     unsafe fn set_mask_params(&self, params: &RenderParams) {
         if let Some(m) = &self.mask {
@@ -403,7 +433,14 @@ impl Filter {
                 if !gpu.render_target(self.source, w, h) {
                     return false;
                 }
-                gpu.exchange(self, frame_no);
+                let done = gpu.exchange(self, frame_no, params.inference_interval);
+                if let Some((ms, bytes)) = done.readback {
+                    state.readback_ms.push(ms);
+                    state.readback_bytes += bytes;
+                }
+                if let Some(ms) = done.upload_ms {
+                    state.upload_ms.push(ms);
+                }
             }
             let background = lock(&self.background);
             let image = match (&*background, params.mode) {

@@ -2,6 +2,7 @@
 //! thread that turns small frames into person masks.
 
 pub mod manifest;
+pub mod motion;
 pub mod runtime;
 pub mod session;
 pub mod stats;

@@ -91,3 +91,102 @@ fn load() -> Result<ort::environment::Environment, String> {
     crate::info!("ONNX Runtime loaded from {}", path.display());
     Ok(env)
 }
+
+/// An ONNX Runtime execution provider the filter can ask for. CPU is always there; the others
+/// only when the loaded runtime library was built with them (the PyPI `onnxruntime` wheel is
+/// CPU-only; `onnxruntime-gpu` builds offer CUDA and TensorRT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Provider {
+    #[default]
+    Cpu,
+    Cuda,
+    TensorRt,
+    Rocm,
+    MiGraphX,
+    OpenVino,
+}
+
+/// Every provider: (value, setting key, ONNX Runtime's name, display name).
+pub const PROVIDERS: [(Provider, &str, &str, &str); 6] = [
+    (Provider::Cpu, "cpu", "CPUExecutionProvider", "CPU"),
+    (
+        Provider::Cuda,
+        "cuda",
+        "CUDAExecutionProvider",
+        "NVIDIA CUDA",
+    ),
+    (
+        Provider::TensorRt,
+        "tensorrt",
+        "TensorrtExecutionProvider",
+        "NVIDIA TensorRT",
+    ),
+    (Provider::Rocm, "rocm", "ROCMExecutionProvider", "AMD ROCm"),
+    (
+        Provider::MiGraphX,
+        "migraphx",
+        "MIGraphXExecutionProvider",
+        "AMD MIGraphX",
+    ),
+    (
+        Provider::OpenVino,
+        "openvino",
+        "OpenVINOExecutionProvider",
+        "Intel OpenVINO",
+    ),
+];
+
+impl Provider {
+    /// Parses a setting value; unknown values give CPU.
+    pub fn parse(value: &str) -> Provider {
+        PROVIDERS
+            .iter()
+            .find(|p| p.1 == value)
+            .map_or(Provider::Cpu, |p| p.0)
+    }
+    /// ONNX Runtime's name for it, e.g. `CUDAExecutionProvider`.
+    pub fn runtime_name(self) -> &'static str {
+        PROVIDERS
+            .iter()
+            .find(|p| p.0 == self)
+            .map_or("CPUExecutionProvider", |p| p.2)
+    }
+    /// Display name, e.g. `NVIDIA CUDA`.
+    pub fn display_name(self) -> &'static str {
+        PROVIDERS
+            .iter()
+            .find(|p| p.0 == self)
+            .map_or("CPU", |p| p.3)
+    }
+}
+
+/// Names of the execution providers the loaded runtime offers (`GetAvailableProviders`), e.g.
+/// `["CPUExecutionProvider"]`; empty when the runtime is not loaded.
+pub fn available_providers() -> Vec<String> {
+    if environment().is_err() {
+        return Vec::new();
+    }
+    let api = ort::api();
+    let mut names: *mut *mut std::os::raw::c_char = std::ptr::null_mut();
+    let mut count: std::os::raw::c_int = 0;
+    // SAFETY: the runtime is loaded; the array is released with the matching call below.
+    unsafe {
+        let status = (api.GetAvailableProviders)(&mut names, &mut count);
+        if !status.0.is_null() {
+            (api.ReleaseStatus)(status.0);
+            return Vec::new();
+        }
+        let out = (0..count.max(0) as usize)
+            .map(|i| {
+                std::ffi::CStr::from_ptr(*names.add(i))
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        let release = (api.ReleaseAvailableProviders)(names, count);
+        if !release.0.is_null() {
+            (api.ReleaseStatus)(release.0);
+        }
+        out
+    }
+}

@@ -12,11 +12,16 @@ pub struct SessionOptions {
     /// Intra-op threads (1 by default: for these small models more threads barely help and
     /// spinning burns a core). Spinning is always off.
     pub intra_threads: usize,
+    /// Execution provider asked for; CPU when it cannot be had (see [`Model::provider_note`]).
+    pub provider: super::runtime::Provider,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        Self { intra_threads: 1 }
+        Self {
+            intra_threads: 1,
+            provider: super::runtime::Provider::Cpu,
+        }
     }
 }
 
@@ -31,6 +36,8 @@ pub struct Model {
     output_channels: usize,
     output_layout: Layout,
     probability: Vec<f32>,
+    /// Why the requested execution provider is not used (`None`: it is).
+    pub provider_note: Option<String>,
 }
 
 impl Model {
@@ -45,17 +52,21 @@ impl Model {
         if !path.is_file() {
             return Err(format!("model file not found: {}", path.display()));
         }
-        let threads = options.intra_threads.max(1);
-        let session = Session::builder(env)
-            .and_then(|b| {
-                b.with_optimization_level(GraphOptimizationLevel::All)
-                    .map_err(Into::into)
-            })
-            .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
-            .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
-            .and_then(|b| b.with_intra_op_spinning(false).map_err(Into::into))
-            .and_then(|mut b| b.commit_from_file(&path))
-            .map_err(|e| format!("cannot load model {}: {e}", path.display()))?;
+        let (session, provider_note) = match build_session(env, &path, options) {
+            Ok(s) => (s, None),
+            Err(e) if options.provider != super::runtime::Provider::Cpu => {
+                let cpu = SessionOptions {
+                    provider: super::runtime::Provider::Cpu,
+                    ..options
+                };
+                let note = format!(
+                    "{} unavailable ({e}); running on CPU",
+                    options.provider.display_name()
+                );
+                (build_session(env, &path, cpu)?, Some(note))
+            }
+            Err(e) => return Err(e),
+        };
 
         let input = session
             .inputs()
@@ -112,6 +123,7 @@ impl Model {
             output_channels,
             output_layout,
             probability: vec![0.0; plane],
+            provider_note,
         })
     }
 
@@ -173,15 +185,37 @@ impl Model {
 }
 
 /// Creates an ONNX Runtime session for the file at `path` with the plugin's options: graph
-/// optimisation "all", `intra_threads` intra-op threads, 1 inter-op thread, spinning off.
-/// Benchmarks use it to time the bare `Session::run` with exactly the filter's options.
+/// optimisation "all", `intra_threads` intra-op threads, 1 inter-op thread, spinning off, and
+/// the requested execution provider (an error when the runtime does not offer it or it fails
+/// to register). Benchmarks use it to time the bare `Session::run` with exactly the filter's
+/// options.
 pub fn build_session(
     env: &ort::environment::Environment,
     path: &std::path::Path,
     options: SessionOptions,
 ) -> Result<Session, String> {
+    use super::runtime::Provider;
+    use ort::ep;
     let threads = options.intra_threads.max(1);
+    if options.provider != Provider::Cpu {
+        let name = options.provider.runtime_name();
+        if !super::runtime::available_providers()
+            .iter()
+            .any(|p| p == name)
+        {
+            return Err(format!("this ONNX Runtime build does not offer {name}"));
+        }
+    }
+    let providers: Vec<ep::ExecutionProviderDispatch> = match options.provider {
+        Provider::Cpu => vec![],
+        Provider::Cuda => vec![ep::CUDA::default().build().error_on_failure()],
+        Provider::TensorRt => vec![ep::TensorRT::default().build().error_on_failure()],
+        Provider::Rocm => vec![ep::ROCm::default().build().error_on_failure()],
+        Provider::MiGraphX => vec![ep::MIGraphX::default().build().error_on_failure()],
+        Provider::OpenVino => vec![ep::OpenVINO::default().build().error_on_failure()],
+    };
     Session::builder(env)
+        .and_then(|b| b.with_execution_providers(&providers).map_err(Into::into))
         .and_then(|b| {
             b.with_optimization_level(GraphOptimizationLevel::All)
                 .map_err(Into::into)

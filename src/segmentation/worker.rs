@@ -4,6 +4,7 @@
 //! thread never waits for inference (it only takes short, uncontended locks to swap buffers).
 
 use super::manifest::Manifest;
+use super::motion;
 use super::runtime;
 use super::session::{Model, SessionOptions};
 use super::stats::Rolling;
@@ -27,6 +28,9 @@ pub struct Request {
     pub missing: String,
     /// Mask refinement applied after inference.
     pub refine: RefineParams,
+    /// Skip inference while no block of the small frame changed by more than this many levels
+    /// (0..255, see `motion::block_change`) since the last inferred frame; 0 = never skip.
+    pub motion_threshold: f32,
     pub session: SessionOptions,
 }
 
@@ -55,7 +59,17 @@ pub struct MaskSlot {
     pub frame: u64,
     /// Increments with every published mask (0 = none yet).
     pub sequence: u64,
+    /// Frames whose mask is current: inferred, or skipped because nothing moved.
+    pub confirmed: u64,
+    /// Frames inferred.
+    pub inferred: u64,
+    /// Frames whose inference was skipped because nothing moved.
+    pub skipped: u64,
 }
+
+/// Longest run of frames whose inference is skipped for lack of motion: a mask is refreshed
+/// at least this often (about 0.5 s at 30 fps) so slow changes (light) are followed.
+pub const MAX_SKIPPED_IN_A_ROW: u32 = 15;
 
 /// Worker state shown in the filter's properties.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,7 +195,7 @@ impl Shared {
         if *current != state {
             match &state {
                 State::Error(message) => crate::warn!("{message}"),
-                State::Running(id) => crate::info!("model '{id}' running"),
+                State::Running(label) => crate::info!("model {label} running"),
                 _ => {}
             }
             *current = state;
@@ -242,6 +256,10 @@ fn run(shared: &Shared) {
     let mut frame = Frame::default();
     let mut mask_f32: Vec<f32> = Vec::new();
     let mut coefficients: Vec<f32> = Vec::new();
+    let mut motion_threshold = 0f32;
+    // The last frame inferred, for the motion measure (cleared when anything else changes).
+    let mut last_inferred: Vec<u8> = Vec::new();
+    let mut skipped_in_row = 0u32;
 
     loop {
         // Wait for a frame, a new request or stop.
@@ -265,13 +283,13 @@ fn run(shared: &Shared) {
         }
 
         // Apply a changed request (model load happens here, never on the graphics thread).
-        let (version, request) = {
-            let r = lock(&shared.request);
-            (r.0, r.1.clone())
-        };
+        let version = lock(&shared.request).0;
         if version != loaded_version {
+            let request = lock(&shared.request).1.clone();
             loaded_version = version;
             refine = request.refine;
+            motion_threshold = request.motion_threshold;
+            last_inferred.clear(); // settings changed: the next frame is inferred
             let same_model = match (&model, &request.manifest) {
                 (Some(m), Some(wanted)) => m.manifest == *wanted,
                 _ => false,
@@ -294,6 +312,23 @@ fn run(shared: &Shared) {
         if !has_frame || (frame.width, frame.height) != m.input_size() {
             continue; // a frame for another model size, from before a switch
         }
+
+        // Skip inference when nothing moved since the last inferred frame.
+        let (fw, fh) = (frame.width as usize, frame.height as usize);
+        if motion_threshold > 0.0
+            && skipped_in_row < MAX_SKIPPED_IN_A_ROW
+            && motion::block_change(&last_inferred, &frame.bgra, fw, fh) < motion_threshold
+        {
+            skipped_in_row += 1;
+            let mut out = lock(&shared.output);
+            out.frame = frame.frame; // the published mask is still right for this frame
+            out.confirmed += 1;
+            out.skipped += 1;
+            continue;
+        }
+        skipped_in_row = 0;
+        last_inferred.clear();
+        last_inferred.extend_from_slice(&frame.bgra);
 
         let t0 = Instant::now();
         m.preprocess(&frame.bgra, frame.width as usize * 4);
@@ -327,6 +362,8 @@ fn run(shared: &Shared) {
             out.height = mh as u32;
             out.frame = frame.frame;
             out.sequence += 1;
+            out.confirmed += 1;
+            out.inferred += 1;
         }
         let t3 = Instant::now();
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
@@ -337,7 +374,11 @@ fn run(shared: &Shared) {
         t.total.push(ms(t0, t3));
         drop(t);
         if !matches!(*lock(&shared.state), State::Running(_)) {
-            shared.set_state(State::Running(m.manifest.id.clone()));
+            let label = match &m.provider_note {
+                Some(note) => format!("{} ({note})", m.manifest.id),
+                None => m.manifest.id.clone(),
+            };
+            shared.set_state(State::Running(label));
         }
     }
 }

@@ -1,0 +1,145 @@
+//! Work the filter skips, inside real OBS: no inference while nothing moves, every-N-frames,
+//! and an unavailable execution provider falling back to CPU with a visible reason. These
+//! assert behaviour (counts and statuses); speed is measured by `backdrop-bench perf`.
+
+mod common;
+
+use common::host::{self, Run};
+
+fn stat(run: &Run, key: &str) -> i64 {
+    run.stats()[key].as_i64().unwrap_or(-1)
+}
+
+#[test]
+fn a_still_picture_is_inferred_rarely_and_a_talking_head_every_frame() {
+    let Some(testdata) = common::testdata() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made")
+    };
+    let still = testdata.join("portraits/images/3.jpg");
+    let run = host::run(
+        "still_skip",
+        &plugin,
+        &["--input", still.to_str().unwrap(), "--frames", "90"],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (inferred, skipped) = (stat(&run, "frames_inferred"), stat(&run, "frames_skipped"));
+    println!(
+        "still picture, 90 frames: inferred {inferred}, skipped {skipped}; {}",
+        run.status()
+    );
+    assert!(
+        skipped >= 4 * inferred,
+        "a still picture should mostly skip: inferred {inferred}, skipped {skipped}"
+    );
+    // The mask stays current while skipping: its age does not grow.
+    assert!(
+        run.stats()["mask_age_max"].as_f64().unwrap_or(99.0) <= 3.0,
+        "{}",
+        run.stats()
+    );
+
+    let video = testdata.join("video/talking_head_a.mp4");
+    let run = host::run(
+        "video_no_skip",
+        &plugin,
+        &["--input", video.to_str().unwrap(), "--frames", "60"],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (inferred, skipped) = (stat(&run, "frames_inferred"), stat(&run, "frames_skipped"));
+    println!("talking head, 60 frames: inferred {inferred}, skipped {skipped}");
+    assert!(
+        inferred >= 3 * skipped.max(1),
+        "a talking head must be followed: inferred {inferred}, skipped {skipped}"
+    );
+
+    // Skipping off: every frame handed over is inferred.
+    let args = [
+        "--input",
+        still.to_str().unwrap(),
+        "--frames",
+        "60",
+        "--set",
+        "motion_threshold=0",
+    ];
+    let run = host::run("still_no_skip", &plugin, &args, &[]);
+    assert_eq!(stat(&run, "frames_skipped"), 0, "{}", run.stats());
+}
+
+#[test]
+fn every_third_frame_is_handed_to_the_worker() {
+    let Some(testdata) = common::testdata() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made")
+    };
+    let video = testdata.join("video/talking_head_a.mp4");
+    let args = [
+        "--input",
+        video.to_str().unwrap(),
+        "--frames",
+        "90",
+        "--set",
+        "inference_interval=3",
+        "--set",
+        "motion_threshold=0",
+    ];
+    let run = host::run("every_third", &plugin, &args, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let frames = stat(&run, "frames_rendered");
+    let handled =
+        stat(&run, "frames_inferred") + run.stats()["frames_dropped"].as_i64().unwrap_or(0);
+    println!("interval 3: {frames} frames rendered, {handled} handed to the worker");
+    assert!(
+        handled > 0 && handled <= frames / 3 + 2,
+        "{handled} of {frames} frames handed over"
+    );
+    // Bytes read back per frame are the model input (256x256x4) every third frame.
+    let per_frame = run.stats()["readback_bytes_per_frame"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(
+        per_frame <= 256.0 * 256.0 * 4.0 / 3.0 * 1.1,
+        "{per_frame} bytes per frame"
+    );
+}
+
+#[test]
+fn an_unavailable_execution_provider_falls_back_to_cpu_and_says_so() {
+    let Some(testdata) = common::testdata() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made")
+    };
+    let video = testdata.join("video/talking_head_a.mp4");
+    let args = [
+        "--input",
+        video.to_str().unwrap(),
+        "--frames",
+        "40",
+        "--set",
+        "execution_provider=cuda",
+    ];
+    let run = host::run("cuda_fallback", &plugin, &args, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let status = run.status();
+    println!("status: {status}");
+    // The PyPI onnxruntime wheel is CPU-only: CUDA is refused, the filter runs on CPU.
+    assert!(
+        status.contains("NVIDIA CUDA unavailable") && status.contains("running on CPU"),
+        "{status}"
+    );
+    assert!(stat(&run, "frames_inferred") >= 10, "{}", run.stats());
+    let warnings = run
+        .log()
+        .lines()
+        .filter(|l| l.contains("[backdrop]") && l.contains("NVIDIA CUDA unavailable"))
+        .count();
+    assert_eq!(warnings, 1, "fallback must be logged once:\n{}", run.log());
+}
