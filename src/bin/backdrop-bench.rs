@@ -5,10 +5,14 @@
 //! data and prints a markdown table of mask quality per configuration. See `--help` and
 //! `docs/quality.md`.
 //!
+//! `backdrop-bench perf` runs the filter inside real headless OBS (one `backdrop-render` process
+//! per scenario) and prints the performance figures and the bars of the "Performance" issue. See
+//! `docs/performance.md`.
+//!
 //! Layout: `cli` (options), `config` (the rows), `downscale` (frame -> model input, twin of the
 //! effect's `PSDownscale`), `media` (ffmpeg decoding, PNG in/out), `metrics` (IoU, boundary
 //! F-score, flicker), `synthetic` (videos with exact ground truth), `quality` (the run and the
-//! tables).
+//! tables), `perf` (the performance scenarios, their table and bars).
 
 #[path = "backdrop_bench/cli.rs"]
 mod cli;
@@ -20,6 +24,8 @@ mod downscale;
 mod media;
 #[path = "backdrop_bench/metrics.rs"]
 mod metrics;
+#[path = "backdrop_bench/perf.rs"]
+mod perf;
 #[path = "backdrop_bench/quality.rs"]
 mod quality;
 #[path = "backdrop_bench/synthetic.rs"]
@@ -38,19 +44,30 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stdout(), "{}", cli::USAGE);
             return ExitCode::SUCCESS;
         }
-        Ok(cli::Parsed::Quality(o)) => o,
+        Ok(cli::Parsed::Quality(o)) => Command::Quality(o),
+        Ok(cli::Parsed::Perf(o)) => Command::Perf(o),
         Err(e) => {
             eprintln!("backdrop-bench: {e:#}\n(see --help)");
             return ExitCode::from(2);
         }
     };
-    match quality::run(&opts) {
+    let result = match &opts {
+        Command::Quality(o) => quality::run(o),
+        Command::Perf(o) => perf::run(o),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("backdrop-bench: error: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+/// The subcommand to run.
+enum Command {
+    Quality(cli::QualityOptions),
+    Perf(cli::PerfOptions),
 }
 
 extern "C" {
@@ -125,14 +142,23 @@ pub fn command_line() -> String {
         .join(" ")
 }
 
+/// `YYYY-MM-DD HH:MM UTC` of a time in seconds since the epoch.
+pub fn utc(secs: u64) -> String {
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let tod = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        tod / 3600,
+        tod % 3600 / 60
+    )
+}
+
 /// Date (UTC), CPU, core count and git commit, for the report header.
 pub fn machine_line() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let tod = secs % 86_400;
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -156,9 +182,8 @@ pub fn machine_line() -> String {
     let dirty =
         git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     format!(
-        "date {y:04}-{m:02}-{d:02} {:02}:{:02} UTC; machine: {cpu}, {cores} cores; commit {commit}{}",
-        tod / 3600,
-        tod % 3600 / 60,
+        "date {}; machine: {cpu}, {cores} cores; commit {commit}{}",
+        utc(secs),
         if dirty { " + uncommitted changes" } else { "" }
     )
 }
@@ -186,5 +211,7 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_723), (2024, 1, 1));
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(19_723 * 86_400 + 3_660), "2024-01-01 01:01 UTC");
     }
 }

@@ -8,8 +8,11 @@
 //! Layout: `cli` (options), `host` (libobs start/stop, modules), `logging` (libobs log capture),
 //! `sources` (input source + filter chain, settings, stats), `tap` (filter that grabs the
 //! unfiltered frame), `capture` (raw output frames, pairing), `record` (mp4 output),
-//! `png_out` (PNG files), `run` (the two modes and the report).
+//! `png_out` (PNG files), `run` (the two modes and the report), `perf` (CPU, OBS counters and
+//! the bare model over a steady window), `alloc_count` (per-thread allocation counts).
 
+#[path = "backdrop_render/alloc_count.rs"]
+mod alloc_count;
 #[path = "backdrop_render/capture.rs"]
 mod capture;
 #[path = "backdrop_render/cli.rs"]
@@ -18,6 +21,8 @@ mod cli;
 mod host;
 #[path = "backdrop_render/logging.rs"]
 mod logging;
+#[path = "backdrop_render/perf.rs"]
+mod perf;
 #[path = "backdrop_render/png_out.rs"]
 mod png_out;
 #[path = "backdrop_render/record.rs"]

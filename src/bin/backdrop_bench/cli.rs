@@ -2,6 +2,8 @@
 //! `--name value` or `--name=value`.
 
 use super::downscale::Resample;
+use super::perf::{Resolution, SCENARIOS};
+use super::quality::root;
 use super::synthetic;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -11,6 +13,7 @@ backdrop-bench: measurements of the obs-backdrop pipeline outside OBS.
 
 USAGE:
     backdrop-bench quality [OPTIONS]
+    backdrop-bench perf [OPTIONS]
 
 `quality` runs the plugin's own mask pipeline (GPU-downscale twin -> Model::infer ->
 mask::refine::Refiner -> mask::refine::composite_alpha) on the shared test data and prints one
@@ -38,6 +41,34 @@ OPTIONS:
                           figures are then not comparable)
     --testdata DIR        test data folder (default: BACKDROP_TESTDATA, else ../shared/testdata)
     -h, --help            this text
+
+`perf` runs the filter inside real headless OBS: one backdrop-render process per scenario (no
+filter, OBS's pass-through color filter, Backdrop blur / color / image / transparent, Backdrop
+blur on a still person) and resolution (all at 720p; no filter, pass-through and blur at
+1080p), 30 fps, canvas = video size, and prints one markdown report (also OUT/perf.md): CPU of
+the process, the worker and the graphics thread, OBS's frame time, lagged and skipped frames,
+mask age, the filter's per-stage medians (p95), the bare Session::run of the same model in the
+same process, allocations per frame, and the issue's bars computed from them. Needs ffmpeg,
+xvfb-run (unless DISPLAY is set), the plugin folder and backdrop-render. See docs/performance.md.
+
+PERF OPTIONS:
+    --duration SECONDS    length of each run (default 30)
+    --quick               8 s runs and 100 bare runs (development; figures indicative only)
+    --warmup SECONDS      excluded from the start of each run (default 2)
+    --resolutions LIST    comma-separated: 720, 1080 or WxH (default 720,1080)
+    --scenarios LIST      comma-separated, run at every resolution: none, passthrough, blur,
+                          color, image, transparent, blur-still (default: all at 720p,
+                          none,passthrough,blur at 1080p)
+    --bare-runs N         bare Session::run calls per Backdrop run (default 200; 0 = off)
+    --no-allocations      do not count allocations per thread
+    --report-only         run nothing: print the report of the runs already in OUT/runs
+    --wait-idle CORES     before each run, wait (at most 10 min) until the rest of the machine
+                          uses less than CORES cores (measured over 2 s)
+    --set KEY=VALUE       a Backdrop filter setting for every Backdrop run (repeatable)
+    --plugin DIR          plugin folder (default build/plugin/obs-backdrop)
+    --render PATH         backdrop-render binary (default: next to this binary)
+    --video PATH          source clip (default <testdata>/video/talking_head_a.mp4)
+    --out DIR             inputs, per-run reports and perf.md (default target/perf)
 ";
 
 #[derive(Clone, Debug, PartialEq)]
@@ -66,10 +97,150 @@ pub struct QualityOptions {
     pub testdata: Option<PathBuf>,
 }
 
+#[derive(Clone, Debug, PartialEq)]
+pub struct PerfOptions {
+    pub duration: f64,
+    pub warmup: f64,
+    pub resolutions: Vec<Resolution>,
+    /// Scenario names (`None`: the defaults per resolution).
+    pub scenarios: Option<Vec<String>>,
+    pub bare_runs: u32,
+    pub count_allocations: bool,
+    /// Wait before each run until other work uses less than this many cores.
+    pub wait_idle: Option<f64>,
+    /// Run nothing; report the runs already in `OUT/runs`.
+    pub report_only: bool,
+    pub set: Vec<String>,
+    pub plugin: PathBuf,
+    pub render: Option<PathBuf>,
+    pub video: PathBuf,
+    pub out: PathBuf,
+}
+
 #[derive(Debug, PartialEq)]
 pub enum Parsed {
     Help,
     Quality(QualityOptions),
+    Perf(PerfOptions),
+}
+
+fn parse_seconds(name: &str, v: &str, min: f64) -> Result<f64> {
+    v.parse()
+        .ok()
+        .filter(|t: &f64| t.is_finite() && *t >= min)
+        .with_context(|| format!("{name}: '{v}' is not a number of seconds >= {min}"))
+}
+
+/// Parses the options after `perf`.
+fn parse_perf(args: impl Iterator<Item = String>) -> Result<Parsed> {
+    let testdata = std::env::var_os("BACKDROP_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/testdata"));
+    let mut o = PerfOptions {
+        duration: 30.0,
+        warmup: 2.0,
+        resolutions: vec![Resolution::P720, Resolution::P1080],
+        scenarios: None,
+        bare_runs: 200,
+        count_allocations: true,
+        wait_idle: None,
+        report_only: false,
+        set: Vec::new(),
+        plugin: root().join("build/plugin/obs-backdrop"),
+        render: None,
+        video: testdata.join("video/talking_head_a.mp4"),
+        out: root().join("target/perf"),
+    };
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |what: &str| -> Result<String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => args
+                    .next()
+                    .with_context(|| format!("{name} needs a value ({what})")),
+            }
+        };
+        match name.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "--duration" => o.duration = parse_seconds(&name, &value("seconds")?, 1.0)?,
+            "--quick" => {
+                o.duration = 8.0;
+                o.bare_runs = o.bare_runs.min(100);
+            }
+            "--warmup" => o.warmup = parse_seconds(&name, &value("seconds")?, 0.0)?,
+            "--resolutions" => {
+                o.resolutions = value("a list")?
+                    .split(',')
+                    .filter(|p| !p.trim().is_empty())
+                    .map(Resolution::parse)
+                    .collect::<Result<_>>()?;
+                if o.resolutions.is_empty() {
+                    bail!("--resolutions names no resolution");
+                }
+            }
+            "--scenarios" => {
+                let list: Vec<String> = value("a list")?
+                    .split(',')
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                for n in &list {
+                    if !SCENARIOS.iter().any(|s| s.name == n) {
+                        let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+                        bail!("unknown scenario '{n}' ({})", names.join(", "));
+                    }
+                }
+                if list.is_empty() {
+                    bail!("--scenarios names no scenario");
+                }
+                o.scenarios = Some(list);
+            }
+            "--bare-runs" => {
+                let v = value("a count")?;
+                o.bare_runs = v
+                    .parse()
+                    .with_context(|| format!("--bare-runs: '{v}' is not a count"))?;
+            }
+            "--no-allocations" => o.count_allocations = false,
+            "--report-only" => o.report_only = true,
+            "--wait-idle" => {
+                let v = value("cores")?;
+                o.wait_idle = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|c: &f64| c.is_finite() && *c > 0.0)
+                        .with_context(|| {
+                            format!("--wait-idle: '{v}' is not a number of cores > 0")
+                        })?,
+                );
+            }
+            "--set" => {
+                let kv = value("key=value")?;
+                if !kv.contains('=') {
+                    bail!("--set '{kv}' is not KEY=VALUE");
+                }
+                o.set.push(kv);
+            }
+            "--plugin" => o.plugin = value("a folder")?.into(),
+            "--render" => o.render = Some(value("a path")?.into()),
+            "--video" => o.video = value("a path")?.into(),
+            "--out" => o.out = value("a folder")?.into(),
+            other => bail!("unknown option '{other}'"),
+        }
+    }
+    if o.warmup >= o.duration {
+        bail!(
+            "--warmup ({} s) must be shorter than --duration ({} s)",
+            o.warmup,
+            o.duration
+        );
+    }
+    Ok(Parsed::Perf(o))
 }
 
 fn parse_sections(list: &str) -> Result<Sections> {
@@ -98,7 +269,8 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
     match args.next().as_deref() {
         None | Some("-h") | Some("--help") | Some("help") => return Ok(Parsed::Help),
         Some("quality") => {}
-        Some(other) => bail!("unknown command '{other}' (only `quality` exists)"),
+        Some("perf") => return parse_perf(args),
+        Some(other) => bail!("unknown command '{other}' (`quality` or `perf`)"),
     }
     let mut o = QualityOptions {
         models: Vec::new(),
@@ -223,6 +395,39 @@ mod tests {
         assert_eq!(o.write_masks, Some(PathBuf::from("out/m")));
         assert_eq!(o.resample, Resample::FirBilinear);
         assert_eq!((o.noise, o.limit), (0.0, Some(5)));
+    }
+
+    #[test]
+    fn perf_options() {
+        let Parsed::Perf(o) = parse(&["perf"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!((o.duration, o.warmup, o.bare_runs), (30.0, 2.0, 200));
+        assert_eq!(o.resolutions, vec![Resolution::P720, Resolution::P1080]);
+        assert!(o.count_allocations && o.scenarios.is_none());
+        let Parsed::Perf(o) = parse(&[
+            "perf",
+            "--quick",
+            "--resolutions=720",
+            "--scenarios",
+            "none,blur-still",
+            "--no-allocations",
+            "--set",
+            "motion_threshold=0",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!((o.duration, o.bare_runs), (8.0, 100));
+        assert_eq!(o.resolutions, vec![Resolution::P720]);
+        assert_eq!(
+            o.scenarios,
+            Some(vec!["none".to_string(), "blur-still".to_string()])
+        );
+        assert!(!o.count_allocations);
+        assert!(parse(&["perf", "--scenarios", "fast"]).is_err());
+        assert!(parse(&["perf", "--duration", "2", "--warmup", "3"]).is_err());
+        assert!(parse(&["perf", "--perf"]).is_err());
     }
 
     #[test]

@@ -49,6 +49,20 @@ TIMING:
                             stats) before taking the result (default 3)
     --timeout-s SECONDS     bound on every wait (default 30)
 
+PERFORMANCE (report.json \"perf\"; run mode):
+    --perf-warmup SECONDS   the steady window starts this long after the first output frame
+                            (default 2); CPU per process and per thread, OBS frame time, lagged
+                            and skipped frames and the filter's stats are taken over the window
+    --bare-inference-runs N after the window, time N bare Session::run calls of the filter's
+                            model (plugin's data/models, same session options) on one frame of
+                            the input, while the scene keeps running (default 0: off)
+    --count-allocations     count malloc/calloc/realloc/memalign calls per thread over the
+                            window (the graphics thread's and the worker's per frame), and
+                            attribute those of the graphics and worker threads to the plugin /
+                            ONNX Runtime / libobs+Mesa from sampled stack traces
+    --trace-allocations-every N   one stack trace per N allocations on those threads (default
+                            64; 1 traces all: exact, but ~2 ms more CPU per inferred frame)
+
 FAULT INJECTION (robustness tests):
     --remove-filter-after-frames N   remove and release the filter after N frames, then keep
                                      capturing for at least 1 s
@@ -68,9 +82,10 @@ its size, the result is taken once the filter has produced --settle masks of it,
 OUT/<stem>.png (original | result) and OUT/<stem>.result.png (result alone, RGBA) are written.
 Everything else runs in run mode (continuous frames, recording, stills, fault injection).
 OUT/report.json has frame counts, sizes, the filter's last get_stats, [backdrop] error/warning
-counts and one entry per input. Exit status: 0 success; 1 setup failure (no DISPLAY, plugin or
-input missing, module load failed, filter not registered); 2 bad arguments; 3 run error (a wait
-timed out, an input failed, interrupted), with report.json still written.";
+counts and one entry per input; in run mode also \"perf\" (see PERFORMANCE). Exit status: 0
+success; 1 setup failure (no DISPLAY, plugin or input missing, module load failed, filter not
+registered); 2 bad arguments; 3 run error (a wait timed out, an input failed, interrupted), with
+report.json still written.";
 
 /// One input given with `--input`.
 #[derive(Debug, Clone, PartialEq)]
@@ -250,6 +265,14 @@ pub struct Options {
     /// `(frame, width, height)`.
     pub resize_at_frame: Option<(u64, u32, u32)>,
     pub resize_image: Option<PathBuf>,
+    /// Start of the steady window after the first output frame (`--perf-warmup`).
+    pub perf_warmup: Duration,
+    /// Bare `Session::run` timings after the window (`--bare-inference-runs`, 0 = off).
+    pub bare_inference_runs: u32,
+    /// Per-thread allocation counts (`--count-allocations`).
+    pub count_allocations: bool,
+    /// One stack trace per this many allocations on watched threads.
+    pub trace_allocations_every: u64,
 }
 
 impl Default for Options {
@@ -279,6 +302,10 @@ impl Default for Options {
             settings_storm: None,
             resize_at_frame: None,
             resize_image: None,
+            perf_warmup: Duration::from_secs(2),
+            bare_inference_runs: 0,
+            count_allocations: false,
+            trace_allocations_every: 64,
         }
     }
 }
@@ -399,6 +426,24 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed> {
                 o.resize_at_frame = Some((f.parse().context("--resize-at-frame frame")?, w, h));
             }
             "--resize-image" => o.resize_image = Some(value("PATH")?.into()),
+            "--perf-warmup" => {
+                let t: f64 = value("SECONDS")?.parse().context("--perf-warmup")?;
+                if !(t.is_finite() && t >= 0.0) {
+                    bail!("--perf-warmup must be >= 0");
+                }
+                o.perf_warmup = Duration::from_secs_f64(t);
+            }
+            "--bare-inference-runs" => {
+                o.bare_inference_runs = value("N")?.parse().context("--bare-inference-runs")?
+            }
+            "--count-allocations" => o.count_allocations = true,
+            "--trace-allocations-every" => {
+                let n: u64 = value("N")?.parse().context("--trace-allocations-every")?;
+                if n == 0 {
+                    bail!("--trace-allocations-every must be >= 1");
+                }
+                o.trace_allocations_every = n;
+            }
             "--obs-plugins-dir" => o.obs_plugins_dir = value("DIR")?.into(),
             "--obs-data-dir" => o.obs_data_dir = value("DIR")?.into(),
             other => bail!("unknown option {other:?} (see --help)"),

@@ -5,6 +5,7 @@ use crate::capture::CAPTURE;
 use crate::cli::{FilterChoice, Fps, InputSpec, Options};
 use crate::host::{self, XDisplay};
 use crate::logging;
+use crate::perf;
 use crate::png_out;
 use crate::record::Recorder;
 use crate::sources::{self, Chain, Data};
@@ -102,6 +103,12 @@ pub fn run(o: &Options) -> Result<ExitCode> {
     // The background image is deliberately not checked: a missing one is the filter's to report.
     if let Some(p) = o.resize_image.iter().find(|p| !p.is_file()) {
         bail!("image {} not found", p.display());
+    }
+    // Both before any other thread exists: the environment is read by ONNX Runtime's loader.
+    perf::prepare_runtime(o);
+    if o.count_allocations {
+        crate::alloc_count::set_trace_every(o.trace_allocations_every);
+        crate::alloc_count::enable();
     }
     install_signal_handlers();
     let display = XDisplay::open()?;
@@ -594,6 +601,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         None => None,
     };
     let t0 = Instant::now();
+    let mut window = perf::Window::new(o.perf_warmup);
 
     // Expected length, for spreading stills and bounding the run.
     let fps = canvas.fps.as_f64();
@@ -632,6 +640,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         std::thread::sleep(POLL);
         let frames = CAPTURE.frames();
         let elapsed = t0.elapsed();
+        window.poll(&chain, elapsed);
 
         if last_stats_at.elapsed() >= STATS_EVERY {
             if let Some(s) = chain.stats() {
@@ -744,6 +753,11 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         }
     }
     let run_s = t0.elapsed().as_secs_f64();
+    // The window ends with the run; the bare inference runs after it, the scene still running.
+    let mut perf_report = window.finish(&chain);
+    if o.bare_inference_runs > 0 && !interrupted() {
+        perf_report["bare_session_run"] = perf::bare_inference(o, o.bare_inference_runs);
+    }
     if interrupted() {
         errors.push("interrupted by a signal".into());
     }
@@ -807,6 +821,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         .and_then(sources::mask_frames)
         .is_some_and(|m| m >= o.settle);
     report["run_s"] = json!(run_s);
+    report["perf"] = perf_report;
     report["inputs"] = json!([{
         "path": input.describe(),
         "result_png": result_png,

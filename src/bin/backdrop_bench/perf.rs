@@ -1,0 +1,1419 @@
+//! `backdrop-bench perf`: runs the Backdrop filter inside real headless OBS, one
+//! `backdrop-render` process per scenario (the host stays the only OBS driver), and prints one
+//! markdown report: a table of the measured figures per scenario and resolution, and the issue's
+//! bars computed from them.
+//!
+//! Per scenario the host measures over a steady window (see `src/bin/backdrop_render/perf.rs`):
+//! process / worker / graphics-thread / llvmpipe CPU, OBS's average frame time, lagged and
+//! skipped frames, allocations per thread, the filter's `get_stats`, and the bare
+//! `Session::run` of the same model with the same options in the same process.
+//!
+//! Inputs are made once with the ffmpeg CLI into `OUT/inputs/` from the shared talking-head clip
+//! (512x512, 25 fps, 8 s): scaled up to the canvas size *before* OBS (the person fills the
+//! height, the sides are padded with a wall-like grey), looped to the run length, played at 30 fps
+//! (each source frame once: 1.2x speed, no duplicated frames), light temporal noise like a
+//! sensor's; plus a "still person" clip (the first frame held, same noise) and a background image.
+
+use super::cli::PerfOptions;
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Canvas and clip frame rate.
+pub const FPS: u32 = 30;
+/// Model input of the default model (selfie_general): 256 x 256 BGRA.
+const MODEL_INPUT_BYTES: f64 = 256.0 * 256.0 * 4.0;
+/// Bar: worker cost per inferred frame over the bare `Session::run`.
+const BAR_WORKER_OVER_BARE: f64 = 1.3;
+/// Bar: worker cores at 720p30, general model.
+const BAR_WORKER_CORES: f64 = 0.12;
+/// Bar: mask age, frames.
+const BAR_MASK_AGE: f64 = 2.0;
+/// Temporal noise added to both clips (ffmpeg `noise` filter strength).
+const NOISE: &str = "noise=alls=3:allf=t";
+/// Padding colour beside the scaled-up square clip (the clip's wall, roughly).
+const PAD_COLOR: &str = "0x8a8780";
+
+/// Which clip a scenario plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clip {
+    /// The talking head, moving.
+    Talking,
+    /// Its first frame held, with sensor-like noise.
+    Still,
+}
+
+/// One scenario: a filter configuration on a clip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    pub name: &'static str,
+    /// What the table says.
+    pub label: &'static str,
+    pub clip: Clip,
+    /// `None`: no filter; `Some("passthrough")`: OBS's color filter; else the Backdrop mode.
+    pub filter: Option<&'static str>,
+}
+
+impl Scenario {
+    pub fn backdrop(&self) -> bool {
+        matches!(self.filter, Some(f) if f != "passthrough")
+    }
+}
+
+/// Every scenario, in table order.
+pub const SCENARIOS: [Scenario; 7] = [
+    Scenario {
+        name: "none",
+        label: "no filter",
+        clip: Clip::Talking,
+        filter: None,
+    },
+    Scenario {
+        name: "passthrough",
+        label: "pass-through filter",
+        clip: Clip::Talking,
+        filter: Some("passthrough"),
+    },
+    Scenario {
+        name: "blur",
+        label: "Backdrop blur",
+        clip: Clip::Talking,
+        filter: Some("blur"),
+    },
+    Scenario {
+        name: "color",
+        label: "Backdrop color",
+        clip: Clip::Talking,
+        filter: Some("color"),
+    },
+    Scenario {
+        name: "image",
+        label: "Backdrop image",
+        clip: Clip::Talking,
+        filter: Some("image"),
+    },
+    Scenario {
+        name: "transparent",
+        label: "Backdrop transparent",
+        clip: Clip::Talking,
+        filter: Some("transparent"),
+    },
+    Scenario {
+        name: "blur-still",
+        label: "Backdrop blur, still person",
+        clip: Clip::Still,
+        filter: Some("blur"),
+    },
+];
+
+/// Scenarios run at 1080p unless `--scenarios` says otherwise.
+pub const DEFAULT_1080: [&str; 3] = ["none", "passthrough", "blur"];
+
+/// A canvas size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resolution {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Resolution {
+    pub const P720: Resolution = Resolution {
+        width: 1280,
+        height: 720,
+    };
+    pub const P1080: Resolution = Resolution {
+        width: 1920,
+        height: 1080,
+    };
+    /// `720`, `720p`, `1080`, `1080p` or `WxH`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let s = s.trim().trim_end_matches('p');
+        Ok(match s {
+            "720" => Self::P720,
+            "1080" => Self::P1080,
+            other => {
+                let (w, h) = other
+                    .split_once(['x', 'X'])
+                    .with_context(|| format!("resolution '{other}' is not 720, 1080 or WxH"))?;
+                let r = Resolution {
+                    width: w.parse().context("resolution width")?,
+                    height: h.parse().context("resolution height")?,
+                };
+                if r.width < 64 || r.height < 64 || r.width % 2 != 0 || r.height % 2 != 0 {
+                    bail!("resolution {other}: even sizes of at least 64 px");
+                }
+                r
+            }
+        })
+    }
+    pub fn name(&self) -> String {
+        match *self {
+            Self::P720 => "720p".into(),
+            Self::P1080 => "1080p".into(),
+            r => format!("{}x{}", r.width, r.height),
+        }
+    }
+}
+
+/// The scenarios to run at `res`.
+fn scenarios_for(opts: &PerfOptions, res: Resolution) -> Vec<Scenario> {
+    SCENARIOS
+        .iter()
+        .copied()
+        .filter(|s| match &opts.scenarios {
+            Some(list) => list.iter().any(|n| n == s.name),
+            None => res == Resolution::P720 || DEFAULT_1080.contains(&s.name),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+
+/// The clips and image of one resolution.
+struct Inputs {
+    talking: PathBuf,
+    still: PathBuf,
+    background: PathBuf,
+}
+
+fn ffmpeg(args: &[String], what: &str) -> Result<()> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-nostdin", "-y"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run ffmpeg (install ffmpeg)")?;
+    if !out.status.success() {
+        bail!(
+            "ffmpeg failed making {what}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Makes `path` with `make(tmp)` unless it exists (written to a temporary name, then renamed).
+fn cached(path: &Path, make: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    if path.metadata().is_ok_and(|m| m.len() > 0) {
+        return Ok(());
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("bin");
+    let tmp = path.with_extension(format!("partial.{ext}"));
+    make(&tmp)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))
+}
+
+fn s(x: impl Into<String>) -> String {
+    x.into()
+}
+
+/// Scale the square source to the canvas height, pad to the canvas width (or crop when the
+/// canvas is narrower than square), add noise, 4:2:0.
+fn geometry_filter(res: Resolution) -> String {
+    let (w, h) = (res.width, res.height);
+    let fit = if w >= h {
+        format!("scale={h}:{h}:flags=bicubic,pad={w}:{h}:(ow-iw)/2:0:color={PAD_COLOR}")
+    } else {
+        format!("scale={w}:{w}:flags=bicubic,pad={w}:{h}:0:(oh-ih)/2:color={PAD_COLOR}")
+    };
+    format!("{fit},{NOISE},format=yuv420p")
+}
+
+const X264: [&str; 8] = [
+    "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-g", "60",
+];
+
+fn make_inputs(opts: &PerfOptions, res: Resolution, length_s: u32) -> Result<Inputs> {
+    let dir = opts.out.join("inputs");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tag = format!("{}x{}_{length_s}s", res.width, res.height);
+    let inputs = Inputs {
+        talking: dir.join(format!("talking_head_{tag}.mp4")),
+        still: dir.join(format!("still_{tag}.mp4")),
+        background: dir.join(format!("background_{}x{}.png", res.width, res.height)),
+    };
+    let src = &opts.video;
+    if !src.is_file() {
+        bail!(
+            "source video {} not found (--video, or ../shared/testdata)",
+            src.display()
+        );
+    }
+    let geometry = geometry_filter(res);
+    let need_talking = !inputs.talking.is_file();
+    let need_still = !inputs.still.is_file();
+    if need_talking || need_still {
+        eprintln!(
+            "backdrop-bench perf: making {} inputs ({length_s} s at {FPS} fps) in {}",
+            res.name(),
+            dir.display()
+        );
+    }
+    cached(&inputs.talking, |tmp| {
+        // 25 fps source played at 30 fps: every source frame once (1.2x speed), none doubled.
+        let mut a = vec![s("-stream_loop"), s("-1"), s("-i")];
+        a.push(src.display().to_string());
+        a.extend([s("-an"), s("-vf")]);
+        a.push(format!("setpts=PTS*25/{FPS},fps={FPS},{geometry}"));
+        a.extend(X264.iter().map(|x| s(*x)));
+        a.extend([s("-t"), length_s.to_string(), s("-f"), s("mp4")]);
+        a.push(tmp.display().to_string());
+        ffmpeg(&a, "the talking-head clip")
+    })?;
+    cached(&inputs.still, |tmp| {
+        let frame = dir.join("first_frame.png");
+        ffmpeg(
+            &[
+                s("-i"),
+                src.display().to_string(),
+                s("-frames:v"),
+                s("1"),
+                frame.display().to_string(),
+            ],
+            "the first frame",
+        )?;
+        let mut a = vec![
+            s("-loop"),
+            s("1"),
+            s("-framerate"),
+            FPS.to_string(),
+            s("-i"),
+        ];
+        a.push(frame.display().to_string());
+        a.extend([s("-an"), s("-vf"), geometry.clone()]);
+        a.extend(X264.iter().map(|x| s(*x)));
+        a.extend([s("-t"), length_s.to_string(), s("-f"), s("mp4")]);
+        a.push(tmp.display().to_string());
+        ffmpeg(&a, "the still clip")
+    })?;
+    cached(&inputs.background, |tmp| {
+        ffmpeg(
+            &[
+                s("-f"),
+                s("lavfi"),
+                s("-i"),
+                format!("testsrc2=size={}x{}:rate=1", res.width, res.height),
+                s("-frames:v"),
+                s("1"),
+                s("-f"),
+                s("image2"),
+                tmp.display().to_string(),
+            ],
+            "the background image",
+        )
+    })?;
+    Ok(inputs)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs
+
+/// Figures of one run, read from its `report.json`.
+#[derive(Clone, Debug, Default)]
+pub struct Row {
+    pub scenario: Option<Scenario>,
+    pub res: Option<Resolution>,
+    pub error: Option<String>,
+    pub wall_s: f64,
+    pub output_fps: Option<f64>,
+    pub process_cores: Option<f64>,
+    pub worker_cores: Option<f64>,
+    pub graphics_cores: Option<f64>,
+    pub llvmpipe_cores: Option<f64>,
+    pub frame_ms: Option<f64>,
+    pub frame_ms_p95: Option<f64>,
+    pub lagged: Option<f64>,
+    pub skipped: Option<f64>,
+    pub total_frames: Option<f64>,
+    pub mask_age: Option<f64>,
+    pub mask_age_max: Option<f64>,
+    pub readback: (Option<f64>, Option<f64>),
+    pub pre: (Option<f64>, Option<f64>),
+    pub inference: (Option<f64>, Option<f64>),
+    pub post: (Option<f64>, Option<f64>),
+    pub upload: (Option<f64>, Option<f64>),
+    pub worker: (Option<f64>, Option<f64>),
+    pub render: (Option<f64>, Option<f64>),
+    pub bare: (Option<f64>, Option<f64>),
+    pub bare_cpu_ms: Option<f64>,
+    pub bare_allocs: Option<f64>,
+    /// Allocations per bare run through an IoBinding (input and output bound once).
+    pub bare_binding_allocs: Option<f64>,
+    pub bare_error: Option<String>,
+    pub worker_cpu_ms_per_inferred: Option<f64>,
+    pub readback_bytes: Option<f64>,
+    pub inferred: Option<f64>,
+    pub skipped_inference: Option<f64>,
+    pub graphics_loops: Option<f64>,
+    pub allocs_graphics_per_loop: Option<f64>,
+    pub allocs_graphics_filter_per_loop: Option<f64>,
+    pub allocs_graphics_target_per_loop: Option<f64>,
+    pub allocs_graphics_direct_per_loop: Option<f64>,
+    pub allocs_worker_direct_per_inferred: Option<f64>,
+    pub window_s: Option<f64>,
+    pub allocs_worker_per_inferred: Option<f64>,
+    pub allocs_worker_ort_per_inferred: Option<f64>,
+    /// CPU used by every process on the machine during the run (from `/proc/stat`), cores.
+    pub machine_cores: Option<f64>,
+}
+
+fn f(v: &Value, path: &[&str]) -> Option<f64> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_f64()
+}
+
+impl Row {
+    /// Reads the figures from a host report.
+    pub fn from_report(report: &Value) -> Row {
+        let perf = report.get("perf").cloned().unwrap_or(Value::Null);
+        let stats = perf
+            .get("stats_end")
+            .filter(|s| !s.is_null())
+            .or(report.get("stats"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let st = |k: &str| f(&stats, &[k]);
+        let pair = |k: &str| (st(&format!("{k}_median")), st(&format!("{k}_p95")));
+        let bare = perf.get("bare_session_run").cloned().unwrap_or(Value::Null);
+        let deltas = perf.get("stats_deltas").cloned().unwrap_or(Value::Null);
+        Row {
+            output_fps: f(&perf, &["output_fps"]),
+            process_cores: f(&perf, &["process_cores"]),
+            worker_cores: f(&perf, &["worker_cores"]),
+            graphics_cores: f(&perf, &["graphics_thread_cores"]),
+            llvmpipe_cores: f(&perf, &["llvmpipe_cores"]),
+            frame_ms: f(&perf, &["obs_frame_time_ms_median"]),
+            frame_ms_p95: f(&perf, &["obs_frame_time_ms_p95"]),
+            lagged: f(&perf, &["lagged_frames"]),
+            skipped: f(&perf, &["skipped_frames"]),
+            total_frames: f(&perf, &["total_frames"]),
+            mask_age: st("mask_age_median"),
+            mask_age_max: st("mask_age_max"),
+            readback: pair("readback_ms"),
+            pre: pair("preprocess_ms"),
+            inference: pair("inference_ms"),
+            post: pair("postprocess_ms"),
+            upload: pair("upload_ms"),
+            worker: pair("worker_ms"),
+            render: pair("render_ms"),
+            bare: (f(&bare, &["ms_median"]), f(&bare, &["ms_p95"])),
+            bare_cpu_ms: f(&bare, &["cpu_ms_per_run"]),
+            bare_allocs: f(&bare, &["allocations_per_run"]),
+            bare_binding_allocs: f(&bare, &["io_binding", "allocations_per_run"]),
+            bare_error: bare
+                .get("error")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            worker_cpu_ms_per_inferred: f(&perf, &["worker_cpu_ms_per_inferred_frame"]),
+            readback_bytes: st("readback_bytes_per_frame"),
+            inferred: f(&perf, &["inferred_frames"]),
+            skipped_inference: f(&deltas, &["frames_skipped"]),
+            graphics_loops: f(&perf, &["graphics_loops"]),
+            allocs_graphics_per_loop: f(&perf, &["allocations", "graphics_per_loop"]),
+            allocs_graphics_filter_per_loop: f(
+                &perf,
+                &["allocations", "graphics_filter_own_per_loop"],
+            ),
+            allocs_graphics_target_per_loop: f(
+                &perf,
+                &["allocations", "graphics_drawing_target_per_loop"],
+            ),
+            allocs_graphics_direct_per_loop: f(
+                &perf,
+                &["allocations", "graphics_direct_from_plugin_per_loop"],
+            ),
+            allocs_worker_direct_per_inferred: f(
+                &perf,
+                &[
+                    "allocations",
+                    "worker_direct_from_plugin_per_inferred_frame",
+                ],
+            ),
+            window_s: f(&perf, &["window_s"]),
+            allocs_worker_per_inferred: f(&perf, &["allocations", "worker_per_inferred_frame"]),
+            allocs_worker_ort_per_inferred: f(
+                &perf,
+                &["allocations", "worker_in_ort_per_inferred_frame"],
+            ),
+            ..Row::default()
+        }
+    }
+}
+
+/// The `backdrop-render` binary: `--render`, else next to this executable.
+fn render_binary(opts: &PerfOptions) -> Result<PathBuf> {
+    let path = match &opts.render {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .context("cannot find this executable's folder")?
+            .with_file_name("backdrop-render"),
+    };
+    if !path.is_file() {
+        bail!(
+            "{} not found (cargo build --release --bin backdrop-render, or --render PATH)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Busy and total jiffies of all CPUs, from the first line of `/proc/stat`.
+fn cpu_jiffies() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// CPU used by every process on the machine over the next `over`, cores.
+fn machine_busy(over: Duration) -> Option<f64> {
+    let (b0, t0) = cpu_jiffies()?;
+    std::thread::sleep(over);
+    let (b1, t1) = cpu_jiffies()?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    (t1 > t0).then(|| (b1 - b0) as f64 / (t1 - t0) as f64 * cpus)
+}
+
+/// `--wait-idle`: waits until the machine's other work uses less than `below` cores (measured
+/// over 2 s), at most `limit`; returns the last measurement.
+fn wait_idle(below: f64, limit: Duration) -> Option<f64> {
+    let t0 = Instant::now();
+    let mut said = false;
+    loop {
+        let busy = machine_busy(Duration::from_secs(2));
+        if busy.is_none_or(|b| b < below) || t0.elapsed() > limit {
+            return busy;
+        }
+        if !said {
+            eprintln!(
+                "backdrop-bench perf:   machine busy ({:.2} cores); waiting for < {below} (at most {} s)",
+                busy.unwrap_or(0.0),
+                limit.as_secs()
+            );
+            said = true;
+        }
+    }
+}
+
+/// The 1-minute load average.
+fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Runs one scenario in its own `backdrop-render` process and reads its report.
+fn run_one(
+    opts: &PerfOptions,
+    render: &Path,
+    scenario: Scenario,
+    res: Resolution,
+    inputs: &Inputs,
+) -> Row {
+    let name = format!("{}_{}", res.name(), scenario.name);
+    let out = opts.out.join("runs").join(&name);
+    let mut before = cpu_jiffies();
+    let mut result = run_process(opts, render, scenario, res, inputs, &out);
+    if let Err(e) = &result {
+        // xvfb-run -a can lose a race for a display number to a concurrent one: retry once.
+        eprintln!("backdrop-bench perf:   {e:#}; retrying once");
+        before = cpu_jiffies();
+        result = run_process(opts, render, scenario, res, inputs, &out);
+    }
+    let machine_cores = match (before, cpu_jiffies()) {
+        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+            Some((b1 - b0) as f64 / (t1 - t0) as f64 * cpus)
+        }
+        _ => None,
+    };
+    let wall_s = result.as_ref().map_or(0.0, |(_, w)| *w);
+    // What only the bench knows, for `--report-only`.
+    let _ = std::fs::write(
+        out.join("bench.json"),
+        serde_json::json!({"wall_s": wall_s, "machine_cores": machine_cores}).to_string(),
+    );
+    row_of(result.map(|(r, _)| r), scenario, res, wall_s, machine_cores)
+}
+
+/// The row of one run from its report (or why there is none).
+fn row_of(
+    report: Result<Value>,
+    scenario: Scenario,
+    res: Resolution,
+    wall_s: f64,
+    machine_cores: Option<f64>,
+) -> Row {
+    let mut row = match report {
+        Ok(report) => {
+            let mut row = Row::from_report(&report);
+            let errors: Vec<String> = report
+                .get("errors")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| e.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !errors.is_empty() {
+                row.error = Some(errors.join("; "));
+            }
+            row
+        }
+        Err(e) => Row {
+            error: Some(format!("{e:#}")),
+            ..Row::default()
+        },
+    };
+    row.scenario = Some(scenario);
+    row.res = Some(res);
+    row.wall_s = wall_s;
+    row.machine_cores = machine_cores;
+    row
+}
+
+/// `--report-only`: the row of a run made earlier, from `OUT/runs/<res>_<scenario>/`.
+fn read_run(opts: &PerfOptions, scenario: Scenario, res: Resolution) -> Row {
+    let dir = opts
+        .out
+        .join("runs")
+        .join(format!("{}_{}", res.name(), scenario.name));
+    let report = std::fs::read_to_string(dir.join("report.json"))
+        .with_context(|| format!("no earlier run in {}", dir.display()))
+        .and_then(|t| serde_json::from_str::<Value>(&t).context("bad report.json"));
+    let bench: Value = std::fs::read_to_string(dir.join("bench.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    row_of(
+        report,
+        scenario,
+        res,
+        f(&bench, &["wall_s"]).unwrap_or(0.0),
+        f(&bench, &["machine_cores"]),
+    )
+}
+
+fn run_process(
+    opts: &PerfOptions,
+    render: &Path,
+    scenario: Scenario,
+    res: Resolution,
+    inputs: &Inputs,
+    out: &Path,
+) -> Result<(Value, f64)> {
+    let _ = std::fs::remove_dir_all(out);
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut args: Vec<String> = Vec::new();
+    let input = match scenario.clip {
+        Clip::Talking => &inputs.talking,
+        Clip::Still => &inputs.still,
+    };
+    args.extend([s("--input"), input.display().to_string()]);
+    args.extend([s("--out"), out.display().to_string()]);
+    args.extend([s("--plugin"), opts.plugin.display().to_string()]);
+    args.extend([s("--fps"), FPS.to_string()]);
+    args.extend([s("--canvas"), format!("{}x{}", res.width, res.height)]);
+    args.extend([s("--loop"), s("--duration"), opts.duration.to_string()]);
+    args.extend([s("--perf-warmup"), opts.warmup.to_string()]);
+    if opts.count_allocations {
+        args.push(s("--count-allocations"));
+    }
+    match scenario.filter {
+        None => args.push(s("--no-filter")),
+        Some("passthrough") => args.push(s("--passthrough-filter")),
+        Some(mode) => {
+            args.extend([s("--mode"), s(mode)]);
+            if mode == "image" {
+                args.extend([
+                    s("--background-image"),
+                    inputs.background.display().to_string(),
+                ]);
+            }
+            if mode == "color" {
+                args.extend([s("--color"), s("00B140")]);
+            }
+            if opts.bare_runs > 0 {
+                args.extend([s("--bare-inference-runs"), opts.bare_runs.to_string()]);
+            }
+        }
+    }
+    for kv in &opts.set {
+        if scenario.backdrop() {
+            args.extend([s("--set"), kv.clone()]);
+        }
+    }
+    let has_display = std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty());
+    let mut cmd = if has_display {
+        Command::new(render)
+    } else {
+        let mut c = Command::new("xvfb-run");
+        c.args(["-a", "-s"])
+            .arg(format!("-screen 0 {}x{}x24", res.width, res.height))
+            .arg(render);
+        c
+    };
+    cmd.args(&args);
+    let log = std::fs::File::create(out.join("stdout.txt"))?;
+    cmd.stdout(log.try_clone()?)
+        .stderr(log)
+        .stdin(Stdio::null());
+    let started = Instant::now();
+    let mut child = cmd.spawn().with_context(|| {
+        if has_display {
+            format!("cannot start {}", render.display())
+        } else {
+            "cannot start xvfb-run (install xvfb xauth, or set DISPLAY)".to_string()
+        }
+    })?;
+    // The host bounds itself; this is the last resort.
+    let limit = Duration::from_secs_f64(opts.duration + 240.0);
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("backdrop-render did not end within {} s", limit.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let wall_s = started.elapsed().as_secs_f64();
+    let report_path = out.join("report.json");
+    let text = std::fs::read_to_string(&report_path).with_context(|| {
+        format!(
+            "no {} (exit status {status}; see {})",
+            report_path.display(),
+            out.join("stdout.txt").display()
+        )
+    })?;
+    let report: Value = serde_json::from_str(&text)
+        .with_context(|| format!("cannot parse {}", report_path.display()))?;
+    Ok((report, wall_s))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+fn num(v: Option<f64>, decimals: usize) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{x:.decimals$}"),
+        _ => "n/a".into(),
+    }
+}
+
+/// `median (p95)` in ms.
+fn med_p95(p: (Option<f64>, Option<f64>)) -> String {
+    match p {
+        (None, _) => "n/a".into(),
+        (m, None) => num(m, 2),
+        (m, p) => format!("{} ({})", num(m, 2), num(p, 2)),
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn find<'a>(rows: &'a [Row], scenario: &str, res: Resolution) -> Option<&'a Row> {
+    rows.iter().find(|r| {
+        r.scenario.is_some_and(|s| s.name == scenario) && r.res == Some(res) && r.error.is_none()
+    })
+}
+
+/// The main table: one row per scenario and resolution.
+pub fn table(rows: &[Row]) -> String {
+    let mut t = String::new();
+    t.push_str(
+        "| scenario | res | out fps | cores process | cores worker | cores graphics thread | \
+         cores llvmpipe | OBS frame ms med (p95) | lagged / skipped of frames | mask age med / max | \
+         readback ms | pre ms | inference ms | post ms | upload ms | worker ms | bare Session::run ms | \
+         worker / bare | render ms |\n",
+    );
+    t.push_str(&"| --- ".repeat(19));
+    t.push_str("|\n");
+    for r in rows {
+        let (Some(sc), Some(res)) = (r.scenario, r.res) else {
+            continue;
+        };
+        if let Some(e) = &r.error {
+            if r.process_cores.is_none() {
+                let _ = writeln!(
+                    t,
+                    "| {} | {} | failed: {} |{}",
+                    sc.label,
+                    res.name(),
+                    e.replace('|', "/"),
+                    " |".repeat(16)
+                );
+                continue;
+            }
+        }
+        let bd = sc.backdrop();
+        let dash = |v: String| if bd { v } else { "–".into() };
+        let _ = writeln!(
+            t,
+            "| {}{} | {} | {} | {} | {} | {} | {} | {} ({}) | {} / {} of {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            sc.label,
+            if r.error.is_some() { " (errors)" } else { "" },
+            res.name(),
+            num(r.output_fps, 1),
+            num(r.process_cores, 2),
+            dash(num(r.worker_cores, 3)),
+            num(r.graphics_cores, 3),
+            num(r.llvmpipe_cores, 2),
+            num(r.frame_ms, 1),
+            num(r.frame_ms_p95, 1),
+            num(r.lagged, 0),
+            num(r.skipped, 0),
+            num(r.total_frames, 0),
+            dash(format!("{} / {}", num(r.mask_age, 0), num(r.mask_age_max, 0))),
+            dash(med_p95(r.readback)),
+            dash(med_p95(r.pre)),
+            dash(med_p95(r.inference)),
+            dash(med_p95(r.post)),
+            dash(med_p95(r.upload)),
+            dash(med_p95(r.worker)),
+            dash(med_p95(r.bare)),
+            dash(num(ratio(r.worker.0, r.bare.0), 2)),
+            dash(med_p95(r.render)),
+        );
+    }
+    t
+}
+
+/// Second table: per-frame counts (inference, allocations, bytes, CPU per inferred frame).
+pub fn counts_table(rows: &[Row]) -> String {
+    let mut t = String::new();
+    t.push_str(
+        "| scenario | res | machine busy cores (all processes) | graphics loops (rendered frames) | \
+         mask age ms (median x loop interval) | frames inferred / skipped by the worker | worker CPU ms per inferred frame | \
+         bare Session::run CPU ms | readback bytes per frame | \
+         allocations per graphics loop: whole thread / under the filter / of which drawing its target / by the plugin's code | \
+         allocations per inferred frame (worker): all / in ONNX Runtime / by the plugin's code | allocations per bare Session::run |\n",
+    );
+    t.push_str(&"| --- ".repeat(12));
+    t.push_str("|\n");
+    for r in rows {
+        let (Some(sc), Some(res)) = (r.scenario, r.res) else {
+            continue;
+        };
+        if r.process_cores.is_none() {
+            continue;
+        }
+        let bd = sc.backdrop();
+        let dash = |v: String| if bd { v } else { "–".into() };
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            sc.label,
+            res.name(),
+            num(r.machine_cores, 2),
+            num(r.graphics_loops, 0),
+            dash(num(mask_age_ms(r), 0)),
+            dash(format!(
+                "{} / {}",
+                num(r.inferred, 0),
+                num(r.skipped_inference, 0)
+            )),
+            dash(num(r.worker_cpu_ms_per_inferred, 2)),
+            dash(num(r.bare_cpu_ms, 2)),
+            dash(num(r.readback_bytes, 0)),
+            if bd {
+                format!(
+                    "{} / {} / {} / {}",
+                    num(r.allocs_graphics_per_loop, 1),
+                    num(
+                        r.allocs_graphics_filter_per_loop
+                            .zip(r.allocs_graphics_target_per_loop)
+                            .map(|(a, b)| a + b),
+                        1
+                    ),
+                    num(r.allocs_graphics_target_per_loop, 1),
+                    num(r.allocs_graphics_direct_per_loop, 1),
+                )
+            } else {
+                num(r.allocs_graphics_per_loop, 1)
+            },
+            dash(format!(
+                "{} / {} / {}",
+                num(r.allocs_worker_per_inferred, 1),
+                num(r.allocs_worker_ort_per_inferred, 1),
+                num(r.allocs_worker_direct_per_inferred, 1)
+            )),
+            dash(num(r.bare_allocs, 1)),
+        );
+    }
+    t
+}
+
+/// Mask age in ms: the median age in graphics loops times the mean loop interval of the window
+/// (when OBS lags, a loop spans several frame intervals).
+fn mask_age_ms(r: &Row) -> Option<f64> {
+    let loops = r.graphics_loops.filter(|l| *l > 0.0)?;
+    Some(r.mask_age? * r.window_s? * 1e3 / loops)
+}
+
+/// Frames the graphics thread rendered per second over the window.
+fn rendered_fps(r: &Row) -> Option<f64> {
+    let w = r.window_s.filter(|w| *w > 0.0)?;
+    Some(r.graphics_loops? / w)
+}
+
+/// Worker cores scaled to 30 rendered frames a second (the worker's work follows the frames the
+/// filter renders; when OBS lags there are fewer).
+fn worker_cores_at_30(r: &Row) -> Option<f64> {
+    let fps = rendered_fps(r).filter(|f| *f > 0.0)?;
+    Some(r.worker_cores? * FPS as f64 / fps)
+}
+
+/// met / not met / n/a.
+fn verdict(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "**met**",
+        Some(false) => "**not met**",
+        None => "n/a",
+    }
+}
+
+/// The bars of the issue, each computed from the figures.
+pub fn bars(rows: &[Row]) -> String {
+    let p720 = Resolution::P720;
+    let mut out = String::new();
+    let backdrop_720: Vec<&Row> = rows
+        .iter()
+        .filter(|r| {
+            r.res == Some(p720) && r.scenario.is_some_and(|s| s.backdrop()) && r.error.is_none()
+        })
+        .collect();
+    let label = |r: &Row| r.scenario.map_or("?", |s| s.label);
+
+    // 1. Worker cost per inferred frame vs bare Session::run.
+    let mut parts = Vec::new();
+    let mut ok: Option<bool> = None;
+    let mut ok_cpu: Option<bool> = None;
+    for r in &backdrop_720 {
+        let q = ratio(r.worker.0, r.bare.0);
+        // With skipped frames the worker's CPU also pays their motion checks: no CPU ratio.
+        let skips = r.skipped_inference.is_some_and(|n| n > 0.0);
+        let cpu = if skips {
+            None
+        } else {
+            ratio(r.worker_cpu_ms_per_inferred, r.bare_cpu_ms)
+        };
+        if let Some(q) = q {
+            ok = Some(ok.unwrap_or(true) && q <= BAR_WORKER_OVER_BARE);
+        }
+        if let Some(c) = cpu {
+            ok_cpu = Some(ok_cpu.unwrap_or(true) && c <= BAR_WORKER_OVER_BARE);
+        }
+        parts.push(format!(
+            "{}: {} / {} ms = {} (CPU time: {})",
+            label(r),
+            num(r.worker.0, 2),
+            num(r.bare.0, 2),
+            num(q, 2),
+            if skips {
+                "n/a, it includes the motion checks of the skipped frames".to_string()
+            } else {
+                format!(
+                    "{} / {} ms = {}",
+                    num(r.worker_cpu_ms_per_inferred, 2),
+                    num(r.bare_cpu_ms, 2),
+                    num(cpu, 2)
+                )
+            }
+        ));
+    }
+    let _ = writeln!(
+        out,
+        "- Worker cost per inferred frame (pre + inference + post, worker_ms median) <= {BAR_WORKER_OVER_BARE}x the bare \
+         Session::run median, 720p: {} on the wall-clock medians, {} on CPU time per inferred frame (worker thread CPU / \
+         inferred frames vs the bare run's CPU per run). {}.",
+        verdict(ok),
+        verdict(ok_cpu),
+        if parts.is_empty() { "no figures".into() } else { parts.join("; ") }
+    );
+
+    // 2. Worker cores at 720p30 and while still. When OBS lags it renders (and the filter
+    // hands over) fewer than 30 frames a second: the verdict uses the cores scaled to 30
+    // rendered frames a second, the figure as measured is shown beside it.
+    let blur = find(rows, "blur", p720);
+    let still_row = find(rows, "blur-still", p720);
+    let moving = blur.and_then(worker_cores_at_30);
+    let still = still_row.and_then(worker_cores_at_30);
+    let others: Vec<String> = backdrop_720
+        .iter()
+        .filter(|r| r.scenario.is_some_and(|s| s.clip == Clip::Talking))
+        .map(|r| {
+            format!(
+                "{} {} ({} measured)",
+                label(r),
+                num(worker_cores_at_30(r), 3),
+                num(r.worker_cores, 3)
+            )
+        })
+        .collect();
+    let measured_at = |r: Option<&Row>| {
+        r.map_or("n/a".into(), |r| {
+            format!(
+                "{} cores measured at {} rendered frames/s",
+                num(r.worker_cores, 3),
+                num(rendered_fps(r), 1)
+            )
+        })
+    };
+    let _ = writeln!(
+        out,
+        "- Worker CPU at 720p30, general model <= {BAR_WORKER_CORES} cores: {} ({} cores in blur mode at 30 rendered frames/s; {}). All modes at 30 frames/s: {}.",
+        verdict(moving.map(|c| c <= BAR_WORKER_CORES)),
+        num(moving, 3),
+        measured_at(blur),
+        if others.is_empty() { "n/a".into() } else { others.join(", ") }
+    );
+    let _ = writeln!(
+        out,
+        "- ... and at most half of that ({} cores) while the person sits still: {} ({} cores at 30 frames/s; {}; {} of the moving figure).",
+        BAR_WORKER_CORES / 2.0,
+        verdict(still.map(|c| c <= BAR_WORKER_CORES / 2.0)),
+        num(still, 3),
+        measured_at(still_row),
+        ratio(still, moving).map_or("n/a".into(), |q| format!("{:.0} %", q * 100.0)),
+    );
+
+    // 3. Readback bytes per frame.
+    let rb: Vec<(Resolution, f64)> = rows
+        .iter()
+        .filter(|r| r.scenario.is_some_and(|s| s.name == "blur") && r.error.is_none())
+        .filter_map(|r| Some((r.res?, r.readback_bytes?)))
+        .collect();
+    let rb_ok = if rb.is_empty() {
+        None
+    } else {
+        let first = rb[0].1;
+        Some(rb.iter().all(|(_, b)| {
+            (*b - first).abs() <= 0.01 * first.max(1.0) && *b <= 2.0 * MODEL_INPUT_BYTES
+        }))
+    };
+    let _ = writeln!(
+        out,
+        "- Bytes read back from the GPU per frame independent of the source size and <= 2 x 256x256x4 = {} B: {} ({}).",
+        2.0 * MODEL_INPUT_BYTES,
+        verdict(rb_ok),
+        if rb.is_empty() {
+            "the filter reports no readback_bytes_per_frame".into()
+        } else {
+            rb.iter()
+                .map(|(r, b)| format!("{} {:.0} B", r.name(), b))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+
+    // 4. Lagged / skipped vs pass-through at 720p.
+    let pass = find(rows, "passthrough", p720);
+    let pass_bad = pass.and_then(|p| Some(p.lagged? + p.skipped?));
+    let mut parts = Vec::new();
+    let mut ok: Option<bool> = None;
+    for r in &backdrop_720 {
+        if let (Some(l), Some(s), Some(p)) = (r.lagged, r.skipped, pass_bad) {
+            ok = Some(ok.unwrap_or(true) && l + s <= p);
+            parts.push(format!("{} {:.0}", label(r), l + s));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "- At 720p30, no more lagged + skipped frames with Backdrop than with the pass-through filter ({}): {} ({}).",
+        num(pass_bad, 0),
+        verdict(ok),
+        if parts.is_empty() { "n/a".into() } else { parts.join(", ") }
+    );
+
+    // 5. Mask age.
+    let ages: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.scenario.is_some_and(|s| s.backdrop()) && r.mask_age.is_some())
+        .collect();
+    let ok = (!ages.is_empty()).then(|| {
+        ages.iter()
+            .all(|r| r.mask_age.unwrap_or(f64::MAX) <= BAR_MASK_AGE)
+    });
+    let _ = writeln!(
+        out,
+        "- Mask age <= {BAR_MASK_AGE} frames (median of the run): {} ({}).",
+        verdict(ok),
+        ages.iter()
+            .map(|r| format!(
+                "{} {}: {} (max {})",
+                label(r),
+                r.res.map_or("?".into(), |x| x.name()),
+                num(r.mask_age, 0),
+                num(r.mask_age_max, 0)
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    // 6. Allocations.
+    let pass_allocs = pass.and_then(|p| p.allocs_graphics_per_loop);
+    let mut parts = Vec::new();
+    let mut ok: Option<bool> = None;
+    for r in &backdrop_720 {
+        let w = r.allocs_worker_per_inferred;
+        let g = r.allocs_graphics_direct_per_loop;
+        if let (Some(w), Some(g)) = (w, g) {
+            ok = Some(ok.unwrap_or(true) && w < 0.5 && g < 0.5);
+        }
+        parts.push(format!(
+            "{}: graphics thread {} per loop by the plugin's code, {} by libobs/Mesa inside its gs_* calls \
+             (+ {} while it draws its target); worker {} per inferred frame ({} inside ONNX Runtime, {} by the plugin's code)",
+            label(r),
+            num(g, 1),
+            num(r.allocs_graphics_filter_per_loop.zip(g).map(|(a, g)| a - g), 1),
+            num(r.allocs_graphics_target_per_loop, 1),
+            num(w, 1),
+            num(r.allocs_worker_ort_per_inferred, 1),
+            num(r.allocs_worker_direct_per_inferred, 1),
+        ));
+    }
+    let bare_allocs = backdrop_720.iter().find_map(|r| r.bare_allocs);
+    let binding_allocs = backdrop_720.iter().find_map(|r| r.bare_binding_allocs);
+    let none_allocs = find(rows, "none", p720).and_then(|r| r.allocs_graphics_per_loop);
+    let _ = writeln!(
+        out,
+        "- Zero allocations per frame in steady state on the graphics thread and the worker: {}. {}. The bare Session::run alone makes {} per run, \
+         {} through an IoBinding with its input and output bound once. \
+         For scale: the whole graphics thread makes {} per loop with no filter and {} with the pass-through filter.",
+        verdict(ok),
+        if parts.is_empty() { "no figures".into() } else { parts.join("; ") },
+        num(bare_allocs, 1),
+        num(binding_allocs, 1),
+        num(none_allocs, 1),
+        num(pass_allocs, 1),
+    );
+
+    // Figures asked for alongside the bars.
+    let _ = writeln!(out);
+    for res in [Resolution::P720, Resolution::P1080] {
+        let Some(pass) = find(rows, "passthrough", res) else {
+            continue;
+        };
+        let none = find(rows, "none", res);
+        let added: Vec<String> = rows
+            .iter()
+            .filter(|r| {
+                r.res == Some(res) && r.scenario.is_some_and(|s| s.backdrop()) && r.error.is_none()
+            })
+            .map(|r| {
+                format!(
+                    "{} {} ms (graphics thread {} cores)",
+                    label(r),
+                    num(r.frame_ms.zip(pass.frame_ms).map(|(a, b)| a - b), 1),
+                    num(
+                        r.graphics_cores
+                            .zip(pass.graphics_cores)
+                            .map(|(a, b)| a - b),
+                        3
+                    ),
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "- {}: OBS frame time added on the graphics thread against the pass-through filter ({} ms; no filter {} ms): {}.",
+            res.name(),
+            num(pass.frame_ms, 1),
+            num(none.and_then(|n| n.frame_ms), 1),
+            if added.is_empty() { "n/a".into() } else { added.join(", ") }
+        );
+    }
+    if let (Some(b), Some(c)) = (find(rows, "blur", p720), find(rows, "color", p720)) {
+        let share = b.render.0.zip(c.render.0).map(|(b, c)| (b - c) / b * 100.0);
+        let share_obs = b
+            .frame_ms
+            .zip(c.frame_ms)
+            .map(|(bf, cf)| (bf - cf) / bf * 100.0);
+        let _ = writeln!(
+            out,
+            "- The blur's share of the filter's graphics-thread time at 720p (blur vs colour mode): render {} vs {} ms median = {} %; of OBS's whole frame time: {} vs {} ms = {} %.",
+            num(b.render.0, 2),
+            num(c.render.0, 2),
+            num(share, 0),
+            num(b.frame_ms, 1),
+            num(c.frame_ms, 1),
+            num(share_obs, 0),
+        );
+    }
+    out
+}
+
+/// Runs every scenario and prints the report (progress on stderr).
+pub fn run(opts: &PerfOptions) -> Result<()> {
+    let wall = Instant::now();
+    let render = match opts.report_only {
+        true => opts
+            .render
+            .clone()
+            .unwrap_or_else(|| "backdrop-render".into()),
+        false => render_binary(opts)?,
+    };
+    let needs_plugin = opts
+        .resolutions
+        .iter()
+        .any(|r| scenarios_for(opts, *r).iter().any(Scenario::backdrop));
+    let plugin_so = opts.plugin.join("bin/64bit/obs-backdrop.so");
+    if needs_plugin && !plugin_so.is_file() && !opts.report_only {
+        bail!(
+            "plugin not found: {} (scripts/setup.sh or scripts/install-plugin.sh, or --plugin DIR)",
+            plugin_so.display()
+        );
+    }
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create {}", opts.out.display()))?;
+    // The clips run a little longer than the run, so a loop restart never falls in the window.
+    let length_s = (opts.duration + opts.warmup + 8.0).ceil() as u32;
+
+    let load_before = loadavg();
+    let mut rows = Vec::new();
+    let total: usize = opts
+        .resolutions
+        .iter()
+        .map(|r| scenarios_for(opts, *r).len())
+        .sum();
+    let mut done = 0;
+    for &res in &opts.resolutions {
+        let list = scenarios_for(opts, res);
+        if list.is_empty() {
+            continue;
+        }
+        if opts.report_only {
+            rows.extend(list.into_iter().map(|sc| read_run(opts, sc, res)));
+            continue;
+        }
+        let inputs = make_inputs(opts, res, length_s)?;
+        for sc in list {
+            done += 1;
+            eprintln!(
+                "backdrop-bench perf: [{done}/{total}] {} {} ({} s)...",
+                res.name(),
+                sc.label,
+                opts.duration
+            );
+            if let Some(below) = opts.wait_idle {
+                wait_idle(below, Duration::from_secs(600));
+            }
+            let row = run_one(opts, &render, sc, res, &inputs);
+            if let Some(e) = &row.error {
+                eprintln!("backdrop-bench perf:   error: {e}");
+            }
+            if let Some(e) = &row.bare_error {
+                eprintln!("backdrop-bench perf:   bare Session::run: {e}");
+            }
+            eprintln!(
+                "backdrop-bench perf:   {:.0} s; process {} cores, worker {}, OBS frame {} ms, lagged {}",
+                row.wall_s,
+                num(row.process_cores, 2),
+                num(row.worker_cores, 3),
+                num(row.frame_ms, 1),
+                num(row.lagged, 0)
+            );
+            rows.push(row);
+        }
+    }
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# backdrop-bench perf\n");
+    let _ = writeln!(md, "- command: `{}`", super::command_line());
+    if opts.report_only {
+        let _ = writeln!(
+            md,
+            "- **report only**: the figures of the runs already in {} (their own settings; the lines below describe this command's)",
+            opts.out.join("runs").display()
+        );
+    }
+    let _ = writeln!(md, "- {}", super::machine_line());
+    let plugin_time = plugin_so
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or("?".into(), |d| super::utc(d.as_secs()));
+    let _ = writeln!(
+        md,
+        "- plugin: {} (modified {plugin_time}); host: {}",
+        plugin_so.display(),
+        render.display()
+    );
+    let _ = writeln!(
+        md,
+        "- each scenario: its own backdrop-render process, canvas = video size, {FPS} fps, {} s; figures over the steady window from {} s after the first frame to the end; filter stage figures are the filter's own rolling medians (last 300 samples); bare Session::run: {} runs paced at the frame interval after the window, the scene still running{}",
+        opts.duration,
+        opts.warmup,
+        opts.bare_runs,
+        if opts.count_allocations {
+            "; allocations counted per thread, and one in 64 on the graphics and worker threads stack-traced to attribute them (estimates)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        md,
+        "- input: {} scaled up before OBS (to the canvas height, sides padded), {FPS} fps, light noise; still clip = its first frame held",
+        opts.video.display()
+    );
+    let _ = writeln!(
+        md,
+        "- 1-minute load average before the runs {}, after {} (2 cores; other work on the machine shows in the \"machine busy\" column)",
+        num(load_before, 2),
+        num(loadavg(), 2)
+    );
+    if opts.duration < 20.0 {
+        let _ = writeln!(
+            md,
+            "- **short run ({} s): figures are indicative only**",
+            opts.duration
+        );
+    }
+    let _ = writeln!(md, "\n## Figures\n");
+    md.push_str(&table(&rows));
+    let _ = writeln!(
+        md,
+        "\nCores = CPU seconds per wall second over the window. `worker / bare` = worker_ms median over \
+         the bare Session::run median. ms cells: median (p95). n/a: not reported; –: not applicable.\n"
+    );
+    md.push_str(&counts_table(&rows));
+    let _ = writeln!(md, "\n## Bars\n");
+    md.push_str(&bars(&rows));
+    let failures: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let e = r.error.as_ref().or(r.bare_error.as_ref())?;
+            Some(format!(
+                "{} {}: {e}",
+                r.res.map_or("?".into(), |x| x.name()),
+                r.scenario.map_or("?", |s| s.label)
+            ))
+        })
+        .collect();
+    if !failures.is_empty() {
+        let _ = writeln!(md, "\n## Errors\n");
+        for f in &failures {
+            let _ = writeln!(md, "- {f}");
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nTotal wall time: {:.0} s; per-run reports in {}.",
+        wall.elapsed().as_secs_f64(),
+        opts.out.join("runs").display()
+    );
+    print!("{md}");
+    let md_path = opts.out.join("perf.md");
+    std::fs::write(&md_path, &md).with_context(|| format!("cannot write {}", md_path.display()))?;
+    eprintln!("backdrop-bench perf: report also in {}", md_path.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolutions_parse() {
+        assert_eq!(Resolution::parse("720").unwrap(), Resolution::P720);
+        assert_eq!(Resolution::parse("1080p").unwrap(), Resolution::P1080);
+        assert_eq!(
+            Resolution::parse("640x360").unwrap(),
+            Resolution {
+                width: 640,
+                height: 360
+            }
+        );
+        assert!(Resolution::parse("wide").is_err());
+        assert!(Resolution::parse("641x360").is_err());
+    }
+
+    #[test]
+    fn rows_read_reports_and_missing_fields_are_na() {
+        let report = serde_json::json!({
+            "perf": {
+                "process_cores": 1.25, "worker_cores": 0.1, "lagged_frames": 3, "skipped_frames": 0,
+                "total_frames": 900,
+                "stats_end": {"worker_ms_median": 6.0, "worker_ms_p95": 9.0, "mask_age_median": 2.0},
+                "bare_session_run": {"ms_median": 5.0, "ms_p95": 6.0},
+            }
+        });
+        let r = Row::from_report(&report);
+        assert_eq!(r.process_cores, Some(1.25));
+        assert_eq!(r.worker, (Some(6.0), Some(9.0)));
+        assert_eq!(ratio(r.worker.0, r.bare.0), Some(1.2));
+        assert_eq!(r.readback, (None, None));
+        assert_eq!(med_p95(r.readback), "n/a");
+        assert_eq!(med_p95(r.worker), "6.00 (9.00)");
+    }
+
+    #[test]
+    fn bars_from_rows() {
+        let sc = |n: &str| SCENARIOS.iter().copied().find(|s| s.name == n);
+        let row = |n: &str, worker_cores: f64, lagged: f64| Row {
+            scenario: sc(n),
+            res: Some(Resolution::P720),
+            process_cores: Some(1.0),
+            worker_cores: Some(worker_cores),
+            lagged: Some(lagged),
+            skipped: Some(0.0),
+            worker: (Some(6.0), None),
+            bare: (Some(5.0), None),
+            mask_age: Some(2.0),
+            // 15 rendered frames/s: the worker's cores count double at 30.
+            window_s: Some(28.0),
+            graphics_loops: Some(420.0),
+            ..Row::default()
+        };
+        let rows = vec![
+            row("passthrough", 0.0, 5.0),
+            row("blur", 0.05, 4.0),
+            row("blur-still", 0.025, 4.0),
+        ];
+        let b = bars(&rows);
+        assert!(
+            b.contains("1.3x the bare Session::run median, 720p: **met** on the wall-clock"),
+            "{b}"
+        );
+        assert!(
+            b.contains("<= 0.12 cores: **met** (0.100 cores in blur"),
+            "{b}"
+        );
+        assert!(b.contains("0.050 cores measured at 15.0 rendered"), "{b}");
+        assert!(b.contains("sits still: **met** (0.050 cores at 30"), "{b}");
+        assert!(b.contains("pass-through filter (5): **met**"), "{b}");
+        assert!(
+            b.contains("Mask age <= 2 frames (median of the run): **met**"),
+            "{b}"
+        );
+        assert!(b.contains("bytes_per_frame"), "{b}");
+        let t = table(&rows);
+        assert_eq!(t.lines().count(), 2 + rows.len());
+    }
+}
