@@ -55,7 +55,8 @@ PERFORMANCE (report.json \"perf\"; run mode):
                             and skipped frames and the filter's stats are taken over the window
     --bare-inference-runs N after the window, time N bare Session::run calls of the filter's
                             model (plugin's data/models, same session options) on one frame of
-                            the input, while the scene keeps running (default 0: off)
+                            the input, paced at the frame interval while the scene keeps
+                            running, then N through an IoBinding (default 0: off)
     --count-allocations     count malloc/calloc/realloc/memalign calls per thread over the
                             window (the graphics thread's and the worker's per frame), and
                             attribute those of the graphics and worker threads to the plugin /
