@@ -31,21 +31,16 @@ fn ground_truth(path: &std::path::Path, width: u32, height: u32) -> Vec<bool> {
     mask.pixels().map(|p| p.0[0] > 127).collect()
 }
 
-#[test]
-fn portraits_in_colour_mode_match_ground_truth() {
-    let Some(testdata) = common::testdata() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made: run scripts/setup.sh")
-    };
-    let ids = common::portrait_ids(&testdata);
-    assert!(
-        ids.len() >= 90,
-        "expected 96 portraits, found {}",
-        ids.len()
-    );
-    let list = common::root().join("target/e2e/portraits.txt");
+/// Runs `ids` through OBS in colour mode with the extra host `args`; returns per portrait the
+/// IoU of the replaced region with the ground truth and the filter's stats when it settled.
+fn colour_mode_ious(
+    testdata: &std::path::Path,
+    plugin: &std::path::Path,
+    name: &str,
+    ids: &[u32],
+    args: &[&str],
+) -> Vec<(f64, serde_json::Value)> {
+    let list = common::root().join(format!("target/e2e/{name}.txt"));
     std::fs::create_dir_all(list.parent().unwrap()).unwrap();
     let lines: Vec<String> = ids
         .iter()
@@ -59,21 +54,18 @@ fn portraits_in_colour_mode_match_ground_truth() {
     std::fs::write(&list, lines.join("\n")).unwrap();
 
     let key = [0u8, 255, 0];
-    let run = host::run(
-        "portraits",
-        &plugin,
-        &[
-            "--input-list",
-            list.to_str().unwrap(),
-            "--mode",
-            "color",
-            "--color",
-            "00FF00",
-            "--settle",
-            "6",
-        ],
-        &[],
-    );
+    let mut all_args = vec![
+        "--input-list",
+        list.to_str().unwrap(),
+        "--mode",
+        "color",
+        "--color",
+        "00FF00",
+        "--settle",
+        "6",
+    ];
+    all_args.extend_from_slice(args);
+    let run = host::run(name, plugin, &all_args, &[]);
     assert_eq!(run.code, 0, "host failed: {}", run.stderr);
     assert!(
         run.log().contains("[backdrop] loaded version"),
@@ -88,7 +80,7 @@ fn portraits_in_colour_mode_match_ground_truth() {
 
     let inputs = run.report["inputs"].as_array().expect("inputs in report");
     assert_eq!(inputs.len(), ids.len());
-    let mut ious = Vec::new();
+    let mut out = Vec::new();
     for (id, input) in ids.iter().zip(inputs) {
         assert_eq!(
             input["settled"], true,
@@ -110,16 +102,111 @@ fn portraits_in_colour_mode_match_ground_truth() {
             inter += (*p && *t) as u64;
             union += (*p || *t) as u64;
         }
-        ious.push(if union == 0 {
+        let iou = if union == 0 {
             1.0
         } else {
             inter as f64 / union as f64
-        });
+        };
+        out.push((iou, input["stats"].clone()));
     }
-    let mean = ious.iter().sum::<f64>() / ious.len() as f64;
-    let worst = ious.iter().cloned().fold(1.0, f64::min);
-    println!("portraits: mean IoU {mean:.4} over {} images (worst {worst:.3}); bare model outside OBS: 0.866", ious.len());
-    assert!(mean >= 0.84, "mean IoU {mean:.4} < 0.84");
+    out
+}
+
+/// `[x, y, w, h]` of the region the filter's newest mask covers, from its stats.
+fn mask_region(stats: &serde_json::Value) -> [f64; 4] {
+    let r = stats["mask_region"]
+        .as_array()
+        .expect("mask_region in stats");
+    [0, 1, 2, 3].map(|i| r[i].as_f64().unwrap())
+}
+
+fn mean(v: &[(f64, serde_json::Value)]) -> f64 {
+    v.iter().map(|(iou, _)| iou).sum::<f64>() / v.len() as f64
+}
+
+#[test]
+fn portraits_in_colour_mode_match_ground_truth() {
+    let Some(testdata) = common::testdata() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made: run scripts/setup.sh")
+    };
+    let ids = common::portrait_ids(&testdata);
+    assert!(
+        ids.len() >= 90,
+        "expected 96 portraits, found {}",
+        ids.len()
+    );
+    // default settings: person region of interest
+    let results = colour_mode_ious(&testdata, &plugin, "portraits", &ids, &[]);
+    let mean = mean(&results);
+    let worst = results.iter().map(|r| r.0).fold(1.0, f64::min);
+    let cropped = results
+        .iter()
+        .filter(|(_, stats)| {
+            let [_, _, w, h] = mask_region(stats);
+            w < 0.999 || h < 0.999
+        })
+        .count();
+    println!(
+        "portraits: mean IoU {mean:.4} over {} images (worst {worst:.3}); {cropped} shown \
+         through a person crop; bare model outside OBS: 0.866",
+        results.len()
+    );
+    // The issue's bar (0.88); stretching the whole frame gives about 0.868 here.
+    assert!(mean >= 0.88, "mean IoU {mean:.4} < 0.88");
+    assert!(
+        cropped * 2 >= results.len(),
+        "only {cropped} of {} masks came from a person crop",
+        results.len()
+    );
+}
+
+#[test]
+fn aspect_handling_stretch_and_letterbox_run_in_obs() {
+    let Some(testdata) = common::testdata() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made: run scripts/setup.sh")
+    };
+    // every sixth portrait: landscape and portrait frames of many sizes
+    let ids: Vec<u32> = common::portrait_ids(&testdata)
+        .into_iter()
+        .step_by(6)
+        .collect();
+    let mut means = Vec::new();
+    for aspect in ["stretch", "letterbox", "roi"] {
+        let set = format!("aspect={aspect}");
+        let name = format!("portraits_{aspect}");
+        let results = colour_mode_ious(&testdata, &plugin, &name, &ids, &["--set", &set]);
+        for (_, stats) in &results {
+            let [x, y, w, h] = mask_region(stats);
+            match aspect {
+                "stretch" => assert_eq!([x, y, w, h], [0.0, 0.0, 1.0, 1.0], "{stats}"),
+                // the whole frame, padded on one axis: a region larger than the frame
+                "letterbox" => assert!(
+                    (w > 1.0 && x < 0.0) || (h > 1.0 && y < 0.0) || (w == 1.0 && h == 1.0),
+                    "{stats}"
+                ),
+                _ => assert!(x >= 0.0 && y >= 0.0 && x + w <= 1.0001 && y + h <= 1.0001),
+            }
+        }
+        let m = mean(&results);
+        println!(
+            "aspect {aspect}: mean IoU {m:.4} over {} portraits",
+            results.len()
+        );
+        means.push(m);
+    }
+    // Letterbox and stretch see the whole frame; both find the people (bare stretch: 0.866).
+    assert!(means[0] >= 0.83 && means[1] >= 0.80, "{means:?}");
+    // The person crop beats stretching on the same portraits (docs/quality.md: +0.025).
+    assert!(
+        means[2] > means[0],
+        "person ROI {means:?} not above stretch"
+    );
 }
 
 #[test]

@@ -117,10 +117,15 @@ impl Filter {
         if s.mode == Mode::Image {
             self.load_background(&s.image_path);
         }
-        let model_changed =
-            previous.model != s.model || previous.temporal_smoothing != s.temporal_smoothing;
+        // Anything the worker uses: the model, its session, refinement, motion skip, aspect.
+        let worker_changed = previous.model != s.model
+            || previous.custom_model_path != s.custom_model_path
+            || previous.refine_params() != s.refine_params()
+            || previous.motion_threshold != s.motion_threshold
+            || previous.session_options() != s.session_options()
+            || previous.aspect != s.aspect;
         let first = lock(&self.worker.shared.state).clone() == State::Starting;
-        if model_changed || first {
+        if worker_changed || first {
             let (manifest, missing) = match find_model(&s.model, &s.custom_model_path) {
                 Ok(m) => (Some(m), String::new()),
                 Err(e) => (None, e),
@@ -131,6 +136,7 @@ impl Filter {
                 refine: s.refine_params(),
                 motion_threshold: s.motion_threshold,
                 session: s.session_options(),
+                aspect: s.aspect,
             });
         }
     }
@@ -216,9 +222,9 @@ impl Filter {
                 gpu.readback_bytes,
             )
         };
-        let (inferred, skipped, confirmed) = {
+        let (inferred, skipped, confirmed, region, detections) = {
             let o = lock(&shared.output);
-            (o.inferred, o.skipped, o.confirmed)
+            (o.inferred, o.skipped, o.confirmed, o.region, o.detections)
         };
         let t = lock(&shared.timings);
         let q = |r: &crate::segmentation::stats::Rolling, p: f64| r.quantile(p);
@@ -236,6 +242,9 @@ impl Filter {
             "upload_ms_p95": q(&upload_ms, 0.95),
             "mask_width": mask_w,
             "mask_height": mask_h,
+            // the part of the frame the newest mask covers, frame uv [x, y, w, h] (mask::roi)
+            "mask_region": region.to_array(),
+            "detection_passes": detections,
             "frames_rendered": frames,
             "frames_dropped": shared.frames_dropped.load(std::sync::atomic::Ordering::Relaxed),
             "preprocess_ms_median": q(&t.preprocess, 0.5),

@@ -3,6 +3,7 @@
 
 use super::settings::*;
 use super::Filter;
+use crate::mask::roi::AspectMode;
 use crate::obs::{cstring, module, sys};
 use std::ffi::CString;
 
@@ -60,6 +61,21 @@ pub(super) unsafe fn build(filter: Option<&Filter>) -> *mut sys::obs_properties_
         manifest_filter.as_ptr(),
         std::ptr::null(),
     );
+    let aspect = sys::obs_properties_add_list(
+        props,
+        k(KEY_ASPECT).as_ptr(),
+        t("Aspect"),
+        sys::obs_combo_type::OBS_COMBO_TYPE_LIST,
+        sys::obs_combo_format::OBS_COMBO_FORMAT_STRING,
+    );
+    for (mode, label) in [
+        (AspectMode::RegionOfInterest, "Aspect.Roi"),
+        (AspectMode::Stretch, "Aspect.Stretch"),
+        (AspectMode::Letterbox, "Aspect.Letterbox"),
+    ] {
+        let v = cstring(mode.key());
+        sys::obs_property_list_add_string(aspect, t(label), v.as_ptr());
+    }
 
     let mode = sys::obs_properties_add_list(
         props,
@@ -133,7 +149,6 @@ pub(super) unsafe fn build(filter: Option<&Filter>) -> *mut sys::obs_properties_
         0.05,
     );
     sys::obs_properties_add_bool(props, k(KEY_EDGE_AWARE).as_ptr(), t("EdgeAware"));
-    add_performance(props);
     sys::obs_properties_add_int_slider(
         props,
         k(KEY_EDGE_RADIUS).as_ptr(),
@@ -142,6 +157,7 @@ pub(super) unsafe fn build(filter: Option<&Filter>) -> *mut sys::obs_properties_
         16,
         1,
     );
+    add_performance(props);
     props
 }
 

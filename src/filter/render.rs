@@ -3,6 +3,7 @@
 
 use super::settings::Mode;
 use super::{Background, Filter, RenderParams};
+use crate::mask::roi::Region;
 use crate::obs::gfx::{CoefficientTexture, Effect, StageSurface, TexRender};
 use crate::obs::{module, sys};
 use crate::segmentation::stats::Rolling;
@@ -68,6 +69,8 @@ struct Params {
     bg_offset: *mut sys::gs_eparam_t,
     out_texel: *mut sys::gs_eparam_t,
     blur_step: *mut sys::gs_eparam_t,
+    region: *mut sys::gs_eparam_t,
+    mask_region: *mut sys::gs_eparam_t,
 }
 
 struct Gpu {
@@ -80,6 +83,12 @@ struct Gpu {
     ring: [Option<StageSurface>; RING],
     /// Frame counter each ring slot was staged at (0 = empty).
     ring_frame: [u64; RING],
+    /// Region of the frame each ring slot shows.
+    ring_region: [Region; RING],
+    /// Region the worker wants the next small frame from (see `mask::roi`).
+    next_region: Region,
+    /// Region of the frame the uploaded mask covers.
+    mask_region: Region,
     mask: Option<CoefficientTexture>,
     mask_sequence: u64,
     mask_frame: u64,
@@ -113,6 +122,8 @@ impl Gpu {
             bg_offset: get(c"bg_offset"),
             out_texel: get(c"out_texel"),
             blur_step: get(c"blur_step"),
+            region: get(c"region"),
+            mask_region: get(c"mask_region"),
         };
         let tr = || TexRender::new().ok_or_else(|| "cannot create a render target".to_string());
         Ok(Self {
@@ -124,6 +135,9 @@ impl Gpu {
             effect,
             ring: [None, None],
             ring_frame: [0; RING],
+            ring_region: [Region::FULL; RING],
+            next_region: Region::FULL,
+            mask_region: Region::FULL,
             mask: None,
             mask_sequence: 0,
             mask_frame: 0,
@@ -205,13 +219,14 @@ impl Gpu {
             let staged_at = self.ring_frame[prev];
             if staged_at != 0 && staged_at + 1 == frame_no {
                 let source_size = self.size;
+                let region = self.ring_region[prev];
                 if let Some(surface) = self.ring[prev]
                     .as_mut()
                     .filter(|s| (s.width, s.height) == (mw, mh))
                 {
                     let t = Instant::now();
                     let read = surface.read(|data, linesize| {
-                        shared.submit(data, (mw, mh, linesize), staged_at, source_size)
+                        shared.submit(data, (mw, mh, linesize), staged_at, source_size, region)
                     });
                     if read.is_some() {
                         done.readback =
@@ -222,6 +237,8 @@ impl Gpu {
             // 2. Downscale on the GPU and stage this frame, if it is one the worker should see.
             if frame_no % interval.max(1) as u64 == 0 {
                 set_vec2(self.p.out_texel, 1.0 / mw as f32, 1.0 / mh as f32);
+                let region = self.next_region;
+                set_vec4(self.p.region, region.to_array());
                 let frame_tex = self.frame.texture();
                 if Self::pass(
                     &self.effect,
@@ -242,6 +259,7 @@ impl Gpu {
                     if let Some(surface) = self.ring[slot].as_mut() {
                         surface.stage(self.small.texture());
                         self.ring_frame[slot] = frame_no;
+                        self.ring_region[slot] = region;
                     }
                 }
             }
@@ -249,6 +267,7 @@ impl Gpu {
         // 3. Upload a new mask if the worker published one (try_lock: never wait for it).
         if let Ok(out) = shared.output.try_lock() {
             self.mask_frame = self.mask_frame.max(out.frame);
+            self.next_region = out.next_region;
             let expected = 2 * out.width as usize * out.height as usize;
             if out.sequence != self.mask_sequence
                 && out.width > 0
@@ -265,6 +284,7 @@ impl Gpu {
                 if let Some(m) = self.mask.as_mut() {
                     m.upload(&out.coefficients);
                     self.mask_sequence = out.sequence;
+                    self.mask_region = out.region;
                     done.upload_ms = Some(t.elapsed().as_secs_f64() * 1e3);
                 }
             }
@@ -278,6 +298,7 @@ impl Gpu {
             sys::gs_effect_set_texture(self.p.mask, m.raw());
         }
         sys::gs_effect_set_float(self.p.threshold, params.threshold);
+        set_vec4(self.p.mask_region, self.mask_region.to_array());
         sys::gs_effect_set_float(self.p.softness, params.edge_softness);
     }
 
@@ -375,6 +396,13 @@ impl Gpu {
         }
         sys::gs_blend_state_pop();
     }
+}
+
+unsafe fn set_vec4(param: *mut sys::gs_eparam_t, v: [f32; 4]) {
+    let v = sys::vec4 {
+        __bindgen_anon_1: sys::vec4__bindgen_ty_1 { ptr: v },
+    };
+    sys::gs_effect_set_vec4(param, &v);
 }
 
 unsafe fn set_vec2(param: *mut sys::gs_eparam_t, x: f32, y: f32) {

@@ -1,6 +1,7 @@
 //! Mask refinement: pure functions on f32 planes (person probability, 0..1), no OBS, no ONNX.
 
 pub mod refine;
+pub mod roi;
 
 /// Hermite smoothstep: 0 below `edge0`, 1 above `edge1`, `3t² - 2t³` between.
 pub fn smoothstep(edge0: f32, edge1: f32, x: f32) -> f32 {
@@ -32,6 +33,21 @@ impl TemporalSmoother {
     /// Forgets the history (after a size or model change).
     pub fn reset(&mut self) {
         self.state.clear();
+    }
+
+    /// Replaces the state with `f(state, scratch)` written into `scratch` (same length), e.g. to
+    /// resample it onto another region of the frame; no-op without state. Reuses `scratch`'s
+    /// allocation: no allocation in steady state.
+    pub fn remap(&mut self, scratch: &mut Vec<f32>, f: impl FnOnce(&[f32], &mut Vec<f32>)) {
+        if self.state.is_empty() {
+            return;
+        }
+        f(&self.state, scratch);
+        if scratch.len() == self.state.len() {
+            std::mem::swap(&mut self.state, scratch);
+        } else {
+            self.state.clear();
+        }
     }
 
     /// Smooths `mask` in place with `strength` in 0..1 (0 = off). The first mask after a reset

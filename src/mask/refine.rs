@@ -12,6 +12,7 @@
 //! frame the model saw and applied to the full-resolution frame, so the edge follows hair and
 //! shoulders instead of a bilinear blob. No extra GPU readback is needed.
 
+use super::roi::{resample_plane, Region};
 use super::{smoothstep, TemporalSmoother};
 
 /// Refinement settings. Sizes in px are at the source frame's resolution unless noted.
@@ -58,6 +59,9 @@ pub struct Refiner {
     stack: Vec<u32>,
     /// Interleaved `(a, b)` per mask pixel.
     coefficients: Vec<f32>,
+    /// Region of the frame the previous mask covered (see `mask::roi`).
+    region: Region,
+    resampled: Vec<f32>,
 }
 
 impl Refiner {
@@ -69,8 +73,10 @@ impl Refiner {
     /// Refines `prob` (person probability, `w` x `h`, row-major) in place and returns the
     /// interleaved coefficients `(a, b)` (`2 * w * h` values). `guide_bgra` is the frame the
     /// model saw, `gw` x `gh` BGRA rows `stride` bytes apart (resampled to `w` x `h` if it
-    /// differs); `source_size` is the source frame's (width, height) in px (for `expand_px`: mask
-    /// pixels are not square in source pixels when the frame is stretched to the model).
+    /// differs); `source_size` is the source frame's (width, height) in px and `region` the part
+    /// of it the mask covers (see `mask::roi`), for `expand_px` (mask pixels are not square in
+    /// source pixels when the frame is stretched to the model) and `min_blob_fraction`. When the
+    /// region differs from the previous mask's, the temporal state is resampled onto the new one.
     #[allow(clippy::too_many_arguments)]
     pub fn refine(
         &mut self,
@@ -79,22 +85,33 @@ impl Refiner {
         h: usize,
         guide_bgra: &[u8],
         (gw, gh, stride): (usize, usize, usize),
-        (source_width, source_height): (u32, u32),
+        source_size: (u32, u32),
+        region: Region,
         params: &RefineParams,
     ) -> &[f32] {
         assert_eq!(prob.len(), w * h);
+        if region != self.region {
+            let from = self.region;
+            self.smoother.remap(&mut self.resampled, |state, out| {
+                resample_plane(state, w, h, from, region, 0.0, out)
+            });
+            self.region = region;
+        }
         self.smoother.apply(prob, params.temporal_smoothing);
-        if params.expand_px != 0.0 && source_width > 0 && source_height > 0 {
-            let rx = params.expand_px * w as f32 / source_width as f32;
-            let ry = params.expand_px * h as f32 / source_height as f32;
+        let (region_width, region_height) = region.size_px(source_size);
+        if params.expand_px != 0.0 && region_width >= 1.0 && region_height >= 1.0 {
+            let rx = params.expand_px * w as f32 / region_width;
+            let ry = params.expand_px * h as f32 / region_height;
             morphology(prob, w, h, (rx, ry), &mut self.morph);
         }
         if params.min_blob_fraction > 0.0 {
+            // a fraction of the frame; the mask covers `region` of it
+            let area = (region.w * region.h).max(1e-6);
             remove_small_blobs(
                 prob,
                 w,
                 h,
-                params.min_blob_fraction,
+                (params.min_blob_fraction / area).min(1.0),
                 &mut self.labels,
                 &mut self.stack,
             );
@@ -353,19 +370,11 @@ pub fn remove_small_blobs(
     }
 }
 
-/// Bilinear sample of interleaved coefficient planes (`w` x `h`) at frame pixel centre
-/// `(x, y)` of a `fw` x `fh` frame, with GPU texel-centre conventions and edge clamping.
-fn sample(
-    coefficients: &[f32],
-    w: usize,
-    h: usize,
-    x: usize,
-    y: usize,
-    fw: usize,
-    fh: usize,
-) -> (f32, f32) {
-    let u = ((x as f32 + 0.5) / fw as f32 * w as f32 - 0.5).clamp(0.0, (w - 1) as f32);
-    let v = ((y as f32 + 0.5) / fh as f32 * h as f32 - 0.5).clamp(0.0, (h - 1) as f32);
+/// Bilinear sample of interleaved coefficient planes (`w` x `h`) at local uv `(lu, lv)` (0..1
+/// across the mask), with GPU texel-centre conventions and edge clamping.
+fn sample(coefficients: &[f32], w: usize, h: usize, lu: f32, lv: f32) -> (f32, f32) {
+    let u = (lu * w as f32 - 0.5).clamp(0.0, (w - 1) as f32);
+    let v = (lv * h as f32 - 0.5).clamp(0.0, (h - 1) as f32);
     let (x0, y0) = (u.floor() as usize, v.floor() as usize);
     let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
     let (fx, fy) = (u - x0 as f32, v - y0 as f32);
@@ -380,12 +389,14 @@ fn sample(
 
 /// CPU twin of the effect's `person_alpha`: upsamples the coefficients bilinearly to the
 /// `fw` x `fh` frame, applies `a * luma + b` with the frame's luma (`luma_full`, 0..1) and the
-/// soft threshold. Writes alpha (0..1) to `out` (`fw * fh`).
+/// soft threshold. The mask covers `region` of the frame (see `mask::roi`); pixels outside it
+/// are background (alpha 0). Writes alpha (0..1) to `out` (`fw * fh`).
 #[allow(clippy::too_many_arguments)]
 pub fn composite_alpha(
     coefficients: &[f32],
     w: usize,
     h: usize,
+    region: Region,
     luma_full: &[f32],
     fw: usize,
     fh: usize,
@@ -396,7 +407,13 @@ pub fn composite_alpha(
     let half = (softness * 0.5).max(1e-4);
     for y in 0..fh {
         for x in 0..fw {
-            let (a, b) = sample(coefficients, w, h, x, y, fw, fh);
+            let (lu, lv) =
+                region.to_local((x as f32 + 0.5) / fw as f32, (y as f32 + 0.5) / fh as f32);
+            if !(0.0..=1.0).contains(&lu) || !(0.0..=1.0).contains(&lv) {
+                out[y * fw + x] = 0.0;
+                continue;
+            }
+            let (a, b) = sample(coefficients, w, h, lu, lv);
             let p = a * luma_full[y * fw + x] + b;
             out[y * fw + x] = smoothstep(threshold - half, threshold + half, p);
         }
@@ -461,15 +478,88 @@ mod tests {
                 &guide,
                 (2, 2, 8),
                 (100, 100),
+                Region::FULL,
                 &RefineParams::default(),
             )
             .to_vec();
         assert_eq!(ab, vec![0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
         // upsampled to 4x2: left column 0, right column 1, soft threshold 0 at 0.5 midway
         let mut alpha = vec![0f32; 8];
-        composite_alpha(&ab, 2, 2, &[0.0; 8], 4, 2, 0.5, 0.0, &mut alpha);
+        composite_alpha(
+            &ab,
+            2,
+            2,
+            Region::FULL,
+            &[0.0; 8],
+            4,
+            2,
+            0.5,
+            0.0,
+            &mut alpha,
+        );
         assert_eq!(alpha[0], 0.0);
         assert_eq!(alpha[3], 1.0);
+    }
+
+    #[test]
+    fn a_mask_of_a_region_is_drawn_there_and_background_elsewhere() {
+        // a 1x1 mask saying "person" covering the right half of an 8x2 frame
+        let ab = [0.0, 1.0];
+        let right = Region {
+            x: 0.5,
+            y: 0.0,
+            w: 0.5,
+            h: 1.0,
+        };
+        let mut alpha = vec![0f32; 16];
+        composite_alpha(&ab, 1, 1, right, &[0.0; 16], 8, 2, 0.5, 0.2, &mut alpha);
+        for y in 0..2 {
+            assert_eq!(&alpha[y * 8..y * 8 + 4], &[0.0; 4]);
+            assert_eq!(&alpha[y * 8 + 4..y * 8 + 8], &[1.0; 4]);
+        }
+    }
+
+    #[test]
+    fn temporal_state_follows_the_region() {
+        // Frame 1 over the whole frame: left half 0.5, right half 0.9. Frame 2 over the right
+        // half only, 0.94 everywhere: a small change from the resampled state (0.9), so it is
+        // smoothed; compared with the stale state (0.5 on the left) it would be followed at once.
+        let params = RefineParams {
+            temporal_smoothing: 0.9,
+            ..RefineParams::default()
+        };
+        let right = Region {
+            x: 0.5,
+            y: 0.0,
+            w: 0.5,
+            h: 1.0,
+        };
+        let guide = vec![0u8; 16];
+        let mut r = Refiner::default();
+        let mut first = vec![0.5, 0.5, 0.9, 0.9];
+        r.refine(
+            &mut first,
+            4,
+            1,
+            &guide,
+            (4, 1, 16),
+            (8, 2),
+            Region::FULL,
+            &params,
+        );
+        let mut second = vec![0.94; 4];
+        let ab = r.refine(
+            &mut second,
+            4,
+            1,
+            &guide,
+            (4, 1, 16),
+            (8, 2),
+            right,
+            &params,
+        );
+        assert!((ab[3] - 0.904).abs() < 1e-3, "{}", ab[3]);
+        assert!((ab[7] - 0.904).abs() < 1e-3, "{}", ab[7]);
     }
 
     #[test]

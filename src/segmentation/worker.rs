@@ -9,6 +9,7 @@ use super::runtime;
 use super::session::{Model, SessionOptions};
 use super::stats::Rolling;
 use crate::mask::refine::{RefineParams, Refiner};
+use crate::mask::roi::{AspectMode, Region, RegionTracker};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -32,6 +33,8 @@ pub struct Request {
     /// (0..255, see `motion::block_change`) since the last inferred frame; 0 = never skip.
     pub motion_threshold: f32,
     pub session: SessionOptions,
+    /// Which part of the frame the model sees (see `mask::roi`).
+    pub aspect: AspectMode,
 }
 
 /// One small BGRA frame at the model's input size, handed from the graphics thread.
@@ -45,6 +48,8 @@ pub struct Frame {
     pub frame: u64,
     /// (width, height) of the source frame it was downscaled from, px.
     pub source_size: (u32, u32),
+    /// The region of the source frame it shows (see `mask::roi`).
+    pub region: Region,
 }
 
 /// The newest mask, published by the worker.
@@ -65,6 +70,12 @@ pub struct MaskSlot {
     pub inferred: u64,
     /// Frames whose inference was skipped because nothing moved.
     pub skipped: u64,
+    /// The region of the source frame the mask covers (frame uv; see `mask::roi`).
+    pub region: Region,
+    /// The region the graphics thread should downscale next.
+    pub next_region: Region,
+    /// Detection passes over the whole frame (inferred, not shown).
+    pub detections: u64,
 }
 
 /// Longest run of frames whose inference is skipped for lack of motion: a mask is refreshed
@@ -158,6 +169,7 @@ impl Shared {
         (width, height, stride): (u32, u32, usize),
         frame: u64,
         source_size: (u32, u32),
+        region: Region,
     ) {
         let row = width as usize * 4;
         let mut input = lock(&self.input);
@@ -173,6 +185,7 @@ impl Shared {
         input.frame.height = height;
         input.frame.frame = frame;
         input.frame.source_size = source_size;
+        input.frame.region = region;
         input.pending = true;
         drop(input);
         self.wake.notify_one();
@@ -259,7 +272,10 @@ fn run(shared: &Shared) {
     let mut motion_threshold = 0f32;
     // The last frame inferred, for the motion measure (cleared when anything else changes).
     let mut last_inferred: Vec<u8> = Vec::new();
+    let mut last_region = Region::FULL;
     let mut skipped_in_row = 0u32;
+    let mut tracker = RegionTracker::default();
+    let mut source_size = (0, 0);
 
     loop {
         // Wait for a frame, a new request or stop.
@@ -290,6 +306,10 @@ fn run(shared: &Shared) {
             refine = request.refine;
             motion_threshold = request.motion_threshold;
             last_inferred.clear(); // settings changed: the next frame is inferred
+            if request.aspect != tracker.mode() {
+                tracker = RegionTracker::new(request.aspect);
+                refiner.reset();
+            }
             let same_model = match (&model, &request.manifest) {
                 (Some(m), Some(wanted)) => m.manifest == *wanted,
                 _ => false,
@@ -297,6 +317,7 @@ fn run(shared: &Shared) {
             if !same_model {
                 drop(model.take()); // free the old session before loading the next
                 refiner.reset();
+                tracker.reset();
                 shared.input_size.store(0, Ordering::Release);
                 model = load_model(shared, &request);
             }
@@ -313,10 +334,16 @@ fn run(shared: &Shared) {
             continue; // a frame for another model size, from before a switch
         }
 
-        // Skip inference when nothing moved since the last inferred frame.
+        if frame.source_size != source_size {
+            source_size = frame.source_size; // a new size: find the person again
+            tracker.reset();
+        }
+
+        // Skip inference when nothing moved since the last inferred frame (of the same region).
         let (fw, fh) = (frame.width as usize, frame.height as usize);
         if motion_threshold > 0.0
             && skipped_in_row < MAX_SKIPPED_IN_A_ROW
+            && frame.region == last_region
             && motion::block_change(&last_inferred, &frame.bgra, fw, fh) < motion_threshold
         {
             skipped_in_row += 1;
@@ -327,8 +354,6 @@ fn run(shared: &Shared) {
             continue;
         }
         skipped_in_row = 0;
-        last_inferred.clear();
-        last_inferred.extend_from_slice(&frame.bgra);
 
         let t0 = Instant::now();
         m.preprocess(&frame.bgra, frame.width as usize * 4);
@@ -343,6 +368,24 @@ fn run(shared: &Shared) {
             continue;
         }
         let (mw, mh) = m.output_size();
+        let show = tracker.observe(
+            &mask_f32,
+            (mw, mh),
+            frame.region,
+            frame.source_size,
+            m.input_size(),
+        );
+        let next_region = tracker.region(frame.source_size, m.input_size());
+        if !show {
+            // a detection pass: it only moves the region; the shown mask stays
+            let mut out = lock(&shared.output);
+            out.next_region = next_region;
+            out.detections += 1;
+            continue;
+        }
+        last_inferred.clear();
+        last_inferred.extend_from_slice(&frame.bgra);
+        last_region = frame.region;
         let (gw, gh) = (frame.width as usize, frame.height as usize);
         let ab = refiner.refine(
             &mut mask_f32,
@@ -351,6 +394,7 @@ fn run(shared: &Shared) {
             &frame.bgra,
             (gw, gh, gw * 4),
             frame.source_size,
+            frame.region,
             &refine,
         );
         coefficients.clear();
@@ -360,6 +404,8 @@ fn run(shared: &Shared) {
             std::mem::swap(&mut out.coefficients, &mut coefficients);
             out.width = mw as u32;
             out.height = mh as u32;
+            out.region = frame.region;
+            out.next_region = next_region;
             out.frame = frame.frame;
             out.sequence += 1;
             out.confirmed += 1;

@@ -4,6 +4,7 @@
 use anyhow::{bail, Context, Result};
 use obs_backdrop::filter::settings::Settings;
 use obs_backdrop::mask::refine::RefineParams;
+use obs_backdrop::mask::roi::AspectMode;
 
 /// One pipeline configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -15,6 +16,8 @@ pub struct Config {
     /// Soft-threshold width, 0..1 (0 = hard cut).
     pub softness: f32,
     pub params: RefineParams,
+    /// Which part of the frame the model sees (see `obs_backdrop::mask::roi`).
+    pub aspect: AspectMode,
 }
 
 impl Config {
@@ -33,6 +36,11 @@ impl Config {
         }
         if p.guided_radius > 0 {
             s += &format!(", guided r {} eps {}", p.guided_radius, p.guided_eps);
+        }
+        match self.aspect {
+            AspectMode::Stretch => {}
+            AspectMode::Letterbox => s += ", letterbox",
+            AspectMode::RegionOfInterest => s += ", person ROI",
         }
         s
     }
@@ -88,10 +96,18 @@ impl Config {
                 })?
             }
             "guided_eps" => p.guided_eps = float()?,
+            "aspect" => {
+                self.aspect = match value.trim() {
+                    "roi" => AspectMode::RegionOfInterest,
+                    "stretch" => AspectMode::Stretch,
+                    "letterbox" => AspectMode::Letterbox,
+                    v => bail!("--set aspect: '{v}' is not roi, stretch or letterbox"),
+                }
+            }
             other => bail!(
                 "--set: unknown key '{other}' (threshold, softness, temporal_smoothing, expand_px, \
-                 min_blob_fraction, guided_radius, guided_eps; or the filter's edge_softness, \
-                 mask_expand, min_blob_percent, edge_radius)"
+                 min_blob_fraction, guided_radius, guided_eps, aspect; or the filter's \
+                 edge_softness, mask_expand, min_blob_percent, edge_radius)"
             ),
         }
         Ok(())
@@ -101,9 +117,9 @@ impl Config {
 /// The defaults row: (threshold, softness, refinement) exactly as the filter uses them, read
 /// from the filter's own defaults (`obs_backdrop::filter::settings::Settings::default()` and
 /// `Settings::refine_params`), so the table cannot drift from the plugin.
-pub fn default_refinement() -> (f32, f32, RefineParams) {
+pub fn default_refinement() -> (f32, f32, RefineParams, AspectMode) {
     let s = Settings::default();
-    (s.threshold, s.edge_softness, s.refine_params())
+    (s.threshold, s.edge_softness, s.refine_params(), s.aspect)
 }
 
 fn row(name: &str, threshold: f32, softness: f32, params: RefineParams) -> Config {
@@ -112,13 +128,15 @@ fn row(name: &str, threshold: f32, softness: f32, params: RefineParams) -> Confi
         threshold,
         softness,
         params,
+        aspect: AspectMode::Stretch,
     }
 }
 
 /// The standard rows, each step added to the one before it (the pipeline's order: temporal
 /// smoothing, expansion, blob removal, guided upsampling; threshold and softness act last, on
-/// the GPU). The two expansion rows are side branches of `+temporal` and are not carried on:
-/// whether to grow or shrink is what they are there to show.
+/// the GPU), all on the whole frame stretched to the model; then the aspect handling, on
+/// `+blobs`: letterbox, and the person region of interest. The expansion rows, `+guided` and
+/// `+letterbox` are side branches and are not carried on.
 pub fn standard_rows(defaults: Config) -> Vec<Config> {
     let bare = RefineParams::default();
     let temporal = RefineParams {
@@ -162,14 +180,25 @@ pub fn standard_rows(defaults: Config) -> Vec<Config> {
                 ..blobs
             },
         ),
+        Config {
+            aspect: AspectMode::Letterbox,
+            ..row("+letterbox", 0.5, 0.3, blobs)
+        },
+        Config {
+            aspect: AspectMode::RegionOfInterest,
+            ..row("+person ROI", 0.5, 0.3, blobs)
+        },
         defaults,
     ]
 }
 
 /// The `defaults` row with `--set` overrides applied.
 pub fn defaults_row(overrides: &[String]) -> Result<Config> {
-    let (threshold, softness, params) = default_refinement();
-    let mut c = row("defaults", threshold, softness, params);
+    let (threshold, softness, params, aspect) = default_refinement();
+    let mut c = Config {
+        aspect,
+        ..row("defaults", threshold, softness, params)
+    };
     for o in overrides {
         c.set(o)?;
     }
@@ -224,8 +253,11 @@ mod tests {
             "guided_eps=0.1".into(),
             "softness=0.2".into(),
             "expand_px=-1.5".into(),
+            "aspect=letterbox".into(),
         ])
         .unwrap();
+        assert_eq!(c.aspect, AspectMode::Letterbox);
+        assert!(defaults_row(&["aspect=square".into()]).is_err());
         assert_eq!(c.params.guided_radius, 8);
         assert_eq!(c.params.guided_eps, 0.1);
         assert_eq!(c.softness, 0.2);

@@ -15,6 +15,7 @@
 
 use anyhow::{anyhow, Result};
 use fast_image_resize as fr;
+use obs_backdrop::mask::roi::Region;
 
 /// How frames are stretched to the model's input size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,9 +46,11 @@ impl Resample {
 /// Source texels and weights of one output coordinate along one axis.
 type AxisTaps = Vec<(usize, f32)>;
 
-/// Weights along one axis: 4 bilinear taps at `(o + 0.5 + (i - 1.5) / 4) / dst` (uv), each
-/// worth 1/4, source texel centres at `(s + 0.5) / src`, coordinates clamped to the edge texels.
-pub fn axis_taps(src: usize, dst: usize) -> Vec<AxisTaps> {
+/// Weights along one axis: 4 bilinear taps at `offset + scale * (o + 0.5 + (i - 1.5) / 4) / dst`
+/// (frame uv; `offset`, `scale` are the sampled region's position and size on this axis, see
+/// `mask::roi::Region`), each worth 1/4, source texel centres at `(s + 0.5) / src`, coordinates
+/// clamped to the edge texels; taps outside 0..1 are black (letterbox padding: no weight).
+pub fn axis_taps(src: usize, dst: usize, offset: f32, scale: f32) -> Vec<AxisTaps> {
     (0..dst)
         .map(|o| {
             let mut taps: AxisTaps = Vec::with_capacity(8);
@@ -61,7 +64,10 @@ pub fn axis_taps(src: usize, dst: usize) -> Vec<AxisTaps> {
                 }
             };
             for i in 0..4 {
-                let uv = (o as f32 + 0.5 + (i as f32 - 1.5) * 0.25) / dst as f32;
+                let uv = offset + scale * (o as f32 + 0.5 + (i as f32 - 1.5) * 0.25) / dst as f32;
+                if !(0.0..=1.0).contains(&uv) {
+                    continue;
+                }
                 let pos = (uv * src as f32 - 0.5).clamp(0.0, (src - 1) as f32);
                 let s0 = pos.floor() as usize;
                 let f = pos - s0 as f32;
@@ -73,24 +79,32 @@ pub fn axis_taps(src: usize, dst: usize) -> Vec<AxisTaps> {
         .collect()
 }
 
-/// Reusable GPU-downscale twin for one (source size, output size) pair.
+/// Reusable GPU-downscale twin for one (source size, output size, region) triple.
 pub struct GpuDownscale {
     src: (usize, usize),
     dst: (usize, usize),
+    region: Region,
     xs: Vec<AxisTaps>,
     ys: Vec<AxisTaps>,
     rows: Vec<f32>,
 }
 
 impl GpuDownscale {
-    pub fn new(src: (usize, usize), dst: (usize, usize)) -> Self {
+    /// The downscale of `region` of a `src` frame to `dst` px.
+    pub fn new(src: (usize, usize), dst: (usize, usize), region: Region) -> Self {
         Self {
             src,
             dst,
-            xs: axis_taps(src.0, dst.0),
-            ys: axis_taps(src.1, dst.1),
+            region,
+            xs: axis_taps(src.0, dst.0, region.x, region.w),
+            ys: axis_taps(src.1, dst.1, region.y, region.h),
             rows: Vec::new(),
         }
+    }
+
+    /// Whether this downscaler is the one for these sizes and region.
+    pub fn is_for(&self, src: (usize, usize), dst: (usize, usize), region: Region) -> bool {
+        (self.src, self.dst, self.region) == (src, dst, region)
     }
 
     /// Downscales tightly packed RGB (`src` size) to tightly packed BGRA (`dst` size, A = 255).
@@ -136,19 +150,32 @@ fn unorm8(v: f32) -> u8 {
     (v.clamp(0.0, 255.0) + 0.5) as u8
 }
 
-/// Stretches tightly packed RGB to BGRA with `fast_image_resize` (bilinear convolution).
+/// Stretches `region` of tightly packed RGB to BGRA with `fast_image_resize` (bilinear
+/// convolution). Regions past the frame's edge (letterbox) are not supported here.
 pub fn fir_bilinear(
     rgb: &[u8],
     src: (usize, usize),
     dst: (usize, usize),
+    region: Region,
     out_bgra: &mut Vec<u8>,
 ) -> Result<()> {
+    if region.clamped() != region {
+        anyhow::bail!("--resample fir-bilinear cannot letterbox; use --resample gpu");
+    }
     let image = fr::images::ImageRef::new(src.0 as u32, src.1 as u32, rgb, fr::PixelType::U8x3)?;
     let mut small = fr::images::Image::new(dst.0 as u32, dst.1 as u32, fr::PixelType::U8x3);
+    let (fw, fh) = (src.0 as f64, src.1 as f64);
     fr::Resizer::new().resize(
         &image,
         &mut small,
-        &fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear)),
+        &fr::ResizeOptions::new()
+            .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
+            .crop(
+                region.x as f64 * fw,
+                region.y as f64 * fh,
+                region.w as f64 * fw,
+                region.h as f64 * fh,
+            ),
     )?;
     out_bgra.clear();
     for px in small.buffer().chunks_exact(3) {
@@ -162,7 +189,12 @@ mod tests {
     use super::*;
 
     /// `PSDownscale` literally: 16 bilinear samples with clamp, averaged.
-    fn brute_force(rgb: &[u8], (sw, sh): (usize, usize), (dw, dh): (usize, usize)) -> Vec<u8> {
+    fn brute_force(
+        rgb: &[u8],
+        (sw, sh): (usize, usize),
+        (dw, dh): (usize, usize),
+        r: Region,
+    ) -> Vec<u8> {
         let texel = |x: isize, y: isize, c: usize| {
             let x = x.clamp(0, sw as isize - 1) as usize;
             let y = y.clamp(0, sh as isize - 1) as usize;
@@ -187,7 +219,10 @@ mod tests {
                         for x in 0..4 {
                             let du = (x as f32 - 1.5) * 0.25 / dw as f32;
                             let dv = (y as f32 - 1.5) * 0.25 / dh as f32;
-                            sum += bilinear(u + du, v + dv, c);
+                            let (fu, fv) = (r.x + (u + du) * r.w, r.y + (v + dv) * r.h);
+                            if (0.0..=1.0).contains(&fu) && (0.0..=1.0).contains(&fv) {
+                                sum += bilinear(fu, fv, c);
+                            }
                         }
                     }
                     out[(oy * dw + ox) * 4 + (2 - c)] = unorm8(sum / 16.0);
@@ -206,16 +241,25 @@ mod tests {
 
     #[test]
     fn separable_form_equals_sixteen_bilinear_taps() {
-        for (src, dst) in [
-            ((37, 23), (16, 16)),
-            ((640, 480), (256, 256)),
-            ((176, 144), (256, 144)),
-            ((16, 16), (40, 20)),
+        let crop = Region {
+            x: 0.2,
+            y: 0.1,
+            w: 0.5,
+            h: 0.7,
+        };
+        let letterbox = obs_backdrop::mask::roi::letterbox((64, 36), (32, 32));
+        for (src, dst, region) in [
+            ((37, 23), (16, 16), Region::FULL),
+            ((640, 480), (256, 256), Region::FULL),
+            ((176, 144), (256, 144), Region::FULL),
+            ((16, 16), (40, 20), Region::FULL),
+            ((640, 480), (256, 256), crop),
+            ((64, 36), (32, 32), letterbox),
         ] {
             let rgb = pattern(src.0, src.1);
             let mut out = Vec::new();
-            GpuDownscale::new(src, dst).run(&rgb, &mut out);
-            let reference = brute_force(&rgb, src, dst);
+            GpuDownscale::new(src, dst, region).run(&rgb, &mut out);
+            let reference = brute_force(&rgb, src, dst, region);
             let worst = out
                 .iter()
                 .zip(&reference)
@@ -228,13 +272,14 @@ mod tests {
 
     #[test]
     fn weights_sum_to_one_and_constant_images_stay_constant() {
-        for taps in axis_taps(1000, 256).iter().chain(axis_taps(7, 256).iter()) {
+        let (a, b) = (axis_taps(1000, 256, 0.0, 1.0), axis_taps(7, 256, 0.0, 1.0));
+        for taps in a.iter().chain(b.iter()) {
             let sum: f32 = taps.iter().map(|t| t.1).sum();
             assert!((sum - 1.0).abs() < 1e-5);
         }
         let rgb: Vec<u8> = [10u8, 20, 30].repeat(50 * 40);
         let mut out = Vec::new();
-        GpuDownscale::new((50, 40), (8, 8)).run(&rgb, &mut out);
+        GpuDownscale::new((50, 40), (8, 8), Region::FULL).run(&rgb, &mut out);
         assert!(out.chunks_exact(4).all(|p| p == [30, 20, 10, 255]));
     }
 
@@ -242,7 +287,7 @@ mod tests {
     fn fir_bilinear_keeps_constant_colour_in_bgra_order() {
         let rgb: Vec<u8> = [10u8, 20, 30].repeat(50 * 40);
         let mut out = Vec::new();
-        fir_bilinear(&rgb, (50, 40), (8, 8), &mut out).unwrap();
+        fir_bilinear(&rgb, (50, 40), (8, 8), Region::FULL, &mut out).unwrap();
         assert_eq!(out.len(), 8 * 8 * 4);
         assert!(out.chunks_exact(4).all(|p| p == [30, 20, 10, 255]));
     }

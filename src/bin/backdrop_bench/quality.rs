@@ -2,15 +2,18 @@
 //! configuration, and prints the table.
 //!
 //! Per frame (full-resolution RGB frame F, `fw` x `fh`), exactly what the filter does:
-//! 1. stretch F to the model's input size with the twin of the GPU downscale -> BGRA
+//! 1. downscale the region of F that `RegionTracker` chose (whole frame, letterbox or person
+//!    region of interest) to the model's input size with the twin of the GPU downscale -> BGRA
 //!    ([`super::downscale`]);
-//! 2. `Model::infer` -> person probability at `model.output_size()`;
+//! 2. `Model::infer` -> person probability at `model.output_size()`; `RegionTracker::observe`
+//!    chooses the next region (a detection pass is inferred but not shown: lanes keep their mask);
 //! 3. per configuration: `Refiner::refine` (one refiner per stream and configuration, so temporal
 //!    smoothing carries over within a video; a fresh one per portrait) -> `(a, b)` coefficients;
 //! 4. `composite_alpha` at F's resolution with F's luma -> alpha (0..1), the CPU twin of the
 //!    effect's final step. Predicted person = alpha > 0.5.
 //!
-//! Inference runs once per frame and its probability plane is shared by all configurations.
+//! Inference runs once per frame and aspect handling; its probability plane is shared by all
+//! configurations with that aspect handling.
 
 use super::cli::{ModelRef, QualityOptions};
 use super::config::{self, Config};
@@ -20,14 +23,18 @@ use super::metrics::{self, Flicker};
 use super::synthetic::{self, Scene};
 use anyhow::{bail, Context, Result};
 use obs_backdrop::mask::refine::{composite_alpha, luma, Refiner};
+use obs_backdrop::mask::roi::{AspectMode, Region, RegionTracker};
 use obs_backdrop::segmentation::manifest::{self, Manifest};
 use obs_backdrop::segmentation::session::{Model, SessionOptions};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Boundary match tolerance, px at image resolution (Euclidean).
 pub const BOUNDARY_TOLERANCE_PX: f64 = 2.0;
+/// Frames each portrait is shown for (a still picture in OBS is inferred again and again): the
+/// person region of interest needs the mask of an earlier frame, and temporal smoothing then
+/// weighs the first, whole-frame mask by 0.6^7 < 3 %. Stretch lanes see identical masks.
+const PORTRAIT_FRAMES: usize = 8;
 /// How many portraits `--write-masks` writes.
 const WRITE_PORTRAITS: usize = 4;
 /// Synthetic frames `--write-masks` writes (first, mid-motion, start and end of the still part).
@@ -69,6 +76,9 @@ struct Lane {
     prev: Vec<f32>,
     has_prev: bool,
     refine_ms: Vec<f64>,
+    /// The coefficients shown now and the region they cover (kept over a detection pass).
+    coefficients: Vec<f32>,
+    region: Region,
     portrait_iou: Vec<f64>,
     portrait_f: Vec<f64>,
     synthetic: Vec<SyntheticStats>,
@@ -85,6 +95,8 @@ impl Lane {
             prev: Vec::new(),
             has_prev: false,
             refine_ms: Vec::new(),
+            coefficients: Vec::new(),
+            region: Region::FULL,
             portrait_iou: Vec::new(),
             portrait_f: Vec::new(),
             synthetic: Vec::new(),
@@ -96,6 +108,7 @@ impl Lane {
     fn start_stream(&mut self) {
         self.refiner = Refiner::default();
         self.has_prev = false;
+        self.coefficients.clear();
     }
 
     /// Keeps this frame's alpha as the previous one.
@@ -109,13 +122,24 @@ impl Lane {
     }
 }
 
-/// The shared front of the pipeline: downscale and inference, once per frame.
+/// Downscale and inference of one aspect handling: shared by the lanes that use it.
+struct Front {
+    tracker: RegionTracker,
+    downscale: Option<GpuDownscale>,
+    bgra: Vec<u8>,
+    prob: Vec<f32>,
+    /// The region the last frame was inferred on, and whether its mask is shown.
+    region: Region,
+    show: bool,
+}
+
+/// The shared front of the pipeline: downscale and inference, once per frame and aspect
+/// handling (stretch, letterbox, person region of interest), exactly as the filter's worker
+/// does it (`RegionTracker` chooses the region from the previous mask).
 struct Engine {
     model: Model,
     resample: Resample,
-    downscalers: HashMap<(usize, usize), GpuDownscale>,
-    bgra: Vec<u8>,
-    prob: Vec<f32>,
+    fronts: Vec<(AspectMode, Front)>,
     luma: Vec<f32>,
     downscale_ms: Vec<f64>,
     infer_ms: Vec<f64>,
@@ -127,9 +151,7 @@ impl Engine {
         Self {
             model,
             resample,
-            downscalers: HashMap::new(),
-            bgra: Vec::new(),
-            prob: Vec::new(),
+            fronts: Vec::new(),
             luma: Vec::new(),
             downscale_ms: Vec::new(),
             infer_ms: Vec::new(),
@@ -137,70 +159,123 @@ impl Engine {
         }
     }
 
-    /// Runs one frame through every lane; afterwards each lane's `alpha` holds the frame's alpha.
-    fn process(&mut self, frame: &RgbImage, lanes: &mut [Lane]) -> Result<()> {
+    /// A new stream: every front looks at the whole frame again.
+    fn start_stream(&mut self, lanes: &mut [Lane]) {
+        for (_, front) in &mut self.fronts {
+            front.tracker.reset();
+        }
+        for lane in lanes {
+            lane.start_stream();
+        }
+    }
+
+    /// Runs one frame through every lane; afterwards each lane's `alpha` holds the frame's alpha
+    /// (when `composite`; otherwise only the lanes' state moves on).
+    fn process(&mut self, frame: &RgbImage, lanes: &mut [Lane], composite: bool) -> Result<()> {
         let (fw, fh) = (frame.width, frame.height);
         let (iw, ih) = self.model.input_size();
-        let (iw, ih) = (iw as usize, ih as usize);
-        let t = Instant::now();
-        match self.resample {
-            Resample::Gpu => self
-                .downscalers
-                .entry((fw, fh))
-                .or_insert_with(|| GpuDownscale::new((fw, fh), (iw, ih)))
-                .run(&frame.data, &mut self.bgra),
-            Resample::FirBilinear => {
-                downscale::fir_bilinear(&frame.data, (fw, fh), (iw, ih), &mut self.bgra)?
+        let (w, h) = self.model.output_size();
+        for lane in lanes.iter() {
+            if !self.fronts.iter().any(|(a, _)| *a == lane.config.aspect) {
+                let front = Front {
+                    tracker: RegionTracker::new(lane.config.aspect),
+                    downscale: None,
+                    bgra: Vec::new(),
+                    prob: Vec::new(),
+                    region: Region::FULL,
+                    show: true,
+                };
+                self.fronts.push((lane.config.aspect, front));
             }
         }
-        self.downscale_ms.push(ms(t));
-        let t = Instant::now();
-        let prob = self
-            .model
-            .infer(&self.bgra, iw * 4)
-            .map_err(anyhow::Error::msg)?;
-        self.prob.clear();
-        self.prob.extend_from_slice(prob);
-        self.infer_ms.push(ms(t));
-        let (w, h) = self.model.output_size();
+        let source = (fw as u32, fh as u32);
+        let input = (iw, ih);
+        let (iw, ih) = (iw as usize, ih as usize);
+        for (aspect, front) in &mut self.fronts {
+            if !lanes.iter().any(|l| l.config.aspect == *aspect) {
+                continue;
+            }
+            let region = front.tracker.region(source, input);
+            let t = Instant::now();
+            match self.resample {
+                Resample::Gpu => {
+                    if !front
+                        .downscale
+                        .as_ref()
+                        .is_some_and(|d| d.is_for((fw, fh), (iw, ih), region))
+                    {
+                        front.downscale = Some(GpuDownscale::new((fw, fh), (iw, ih), region));
+                    }
+                    let d = front.downscale.as_mut().expect("set above");
+                    d.run(&frame.data, &mut front.bgra);
+                }
+                Resample::FirBilinear => downscale::fir_bilinear(
+                    &frame.data,
+                    (fw, fh),
+                    (iw, ih),
+                    region,
+                    &mut front.bgra,
+                )?,
+            }
+            self.downscale_ms.push(ms(t));
+            let t = Instant::now();
+            let prob = self
+                .model
+                .infer(&front.bgra, iw * 4)
+                .map_err(anyhow::Error::msg)?;
+            front.prob.clear();
+            front.prob.extend_from_slice(prob);
+            self.infer_ms.push(ms(t));
+            front.show = front
+                .tracker
+                .observe(&front.prob, (w, h), region, source, input);
+            front.region = region;
+        }
 
         self.luma.clear();
         self.luma
             .extend(frame.data.chunks_exact(3).map(|p| luma(p[0], p[1], p[2])));
         for lane in lanes.iter_mut() {
-            lane.prob.clear();
-            lane.prob.extend_from_slice(&self.prob);
+            let (_, front) = self
+                .fronts
+                .iter()
+                .find(|(a, _)| *a == lane.config.aspect)
+                .expect("added above");
             lane.alpha.resize(fw * fh, 0.0);
-            let Lane {
-                config,
-                refiner,
-                prob,
-                alpha,
-                refine_ms,
-                ..
-            } = lane;
-            let t = Instant::now();
-            let coefficients = refiner.refine(
-                prob,
-                w,
-                h,
-                &self.bgra,
-                (iw, ih, iw * 4),
-                (fw as u32, fh as u32),
-                &config.params,
-            );
-            refine_ms.push(ms(t));
+            if front.show || lane.coefficients.is_empty() {
+                lane.prob.clear();
+                lane.prob.extend_from_slice(&front.prob);
+                let t = Instant::now();
+                let coefficients = lane.refiner.refine(
+                    &mut lane.prob,
+                    w,
+                    h,
+                    &front.bgra,
+                    (iw, ih, iw * 4),
+                    source,
+                    front.region,
+                    &lane.config.params,
+                );
+                lane.refine_ms.push(ms(t));
+                lane.coefficients.clear();
+                lane.coefficients.extend_from_slice(coefficients);
+                lane.region = front.region;
+            }
+            if !composite {
+                continue;
+            }
             let t = Instant::now();
             composite_alpha(
-                coefficients,
+                &lane.coefficients,
                 w,
                 h,
+                lane.region,
                 &self.luma,
                 fw,
                 fh,
-                config.threshold,
-                config.softness,
-                alpha,
+                lane.config.threshold,
+                lane.config.softness,
+                &mut lane.alpha,
             );
             self.composite_ms.push(ms(t));
         }
@@ -281,10 +356,13 @@ fn run_portraits(
         let (image, truth) = load_portrait(testdata, *id)?;
         let (w, h) = (image.width, image.height);
         let truth_boundary = metrics::boundary(&truth, w, h);
-        for lane in lanes.iter_mut() {
-            lane.start_stream();
+        engine.start_stream(lanes);
+        // A still picture shown for a few frames, as an image source in OBS: the region of
+        // interest needs the mask of the frame before it. Stretch lanes see the same frame
+        // again (temporal smoothing of identical masks changes nothing).
+        for k in 0..PORTRAIT_FRAMES {
+            engine.process(&image, lanes, k + 1 == PORTRAIT_FRAMES)?;
         }
-        engine.process(&image, lanes)?;
         for lane in lanes.iter_mut() {
             let predicted = lane.predicted();
             lane.portrait_iou.push(metrics::iou(&predicted, &truth));
@@ -336,8 +414,8 @@ fn run_synthetic(
             )
         })?;
         let name = format!("{} over {}", pair.foreground, pair.background);
+        engine.start_stream(lanes);
         for lane in lanes.iter_mut() {
-            lane.start_stream();
             lane.synthetic.push(SyntheticStats::default());
         }
         let mut frame = RgbImage {
@@ -349,7 +427,7 @@ fn run_synthetic(
         let mut stable = Vec::new();
         for t in 0..frames {
             scene.render(t, noise, vi as u64 + 1, &mut frame, &mut truth);
-            engine.process(&frame, lanes)?;
+            engine.process(&frame, lanes, true)?;
             if t > 0 {
                 stable.clear();
                 stable.extend(truth.iter().zip(&prev_truth).map(|(a, b)| a == b));
@@ -413,8 +491,8 @@ fn run_videos(
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
+        engine.start_stream(lanes);
         for lane in lanes.iter_mut() {
-            lane.start_stream();
             lane.real.push(Flicker::default());
         }
         let mut video = media::VideoFrames::open(&path)?;
@@ -423,7 +501,7 @@ fn run_videos(
             if limit.is_some_and(|l| n >= l) {
                 break;
             }
-            engine.process(&frame, lanes)?;
+            engine.process(&frame, lanes, true)?;
             for lane in lanes.iter_mut() {
                 if lane.has_prev {
                     let Lane {

@@ -898,13 +898,24 @@ fn service_stills(
     });
 }
 
-/// `--settings-storm N`: N `obs_source_update` calls in a row cycling modes, thresholds, models
-/// and colours, then one more restoring the settings the filter had before (keys the storm set
+/// `--settings-storm N`: N `obs_source_update` calls in a row cycling modes, thresholds, models,
+/// colours, aspect handling and refinement settings, then one more restoring the settings the filter had before (keys the storm set
 /// and the filter did not have go back to their defaults). Returns the calls made.
 fn settings_storm(o: &Options, chain: &Chain, n: u32) -> u32 {
     const MODES: [&str; 4] = ["blur", "color", "image", "transparent"];
     const MODELS: [&str; 2] = ["selfie_general", "selfie_landscape"];
-    const KEYS: [&str; 5] = ["mode", "threshold", "color", "model", "image_path"];
+    const ASPECTS: [&str; 3] = ["roi", "stretch", "letterbox"];
+    const KEYS: [&str; 9] = [
+        "mode",
+        "threshold",
+        "color",
+        "model",
+        "image_path",
+        "aspect",
+        "mask_expand",
+        "min_blob_percent",
+        "edge_aware",
+    ];
     let Some(before) = chain.filter_settings_json() else {
         return 0;
     };
@@ -919,6 +930,12 @@ fn settings_storm(o: &Options, chain: &Chain, n: u32) -> u32 {
             );
         if i % 3 == 0 {
             d.set_str("model", MODELS[(i / 3) % MODELS.len()]);
+        }
+        if i % 2 == 0 {
+            d.set_str("aspect", ASPECTS[(i / 2) % ASPECTS.len()])
+                .set_double("mask_expand", ((i % 7) as f64) - 3.0)
+                .set_double("min_blob_percent", (i % 5) as f64 * 0.5)
+                .set_bool("edge_aware", i % 4 == 0);
         }
         if let Some(p) = &o.background_image {
             d.set_str(
