@@ -117,13 +117,7 @@ impl Filter {
         if s.mode == Mode::Image {
             self.load_background(&s.image_path);
         }
-        // Anything the worker uses: the model, its session, refinement, motion skip, aspect.
-        let worker_changed = previous.model != s.model
-            || previous.custom_model_path != s.custom_model_path
-            || previous.refine_params() != s.refine_params()
-            || previous.motion_threshold != s.motion_threshold
-            || previous.session_options() != s.session_options()
-            || previous.aspect != s.aspect;
+        let worker_changed = s.worker_differs(&previous);
         let first = lock(&self.worker.shared.state).clone() == State::Starting;
         if worker_changed || first {
             let (manifest, missing) = match find_model(&s.model, &s.custom_model_path) {

@@ -197,6 +197,17 @@ impl Settings {
         self
     }
 
+    /// Whether the worker must get a new request: anything it uses differs (the model, its
+    /// session, refinement, motion skip, aspect handling). Render-only settings do not count.
+    pub fn worker_differs(&self, other: &Settings) -> bool {
+        self.model != other.model
+            || self.custom_model_path != other.custom_model_path
+            || self.refine_params() != other.refine_params()
+            || self.motion_threshold != other.motion_threshold
+            || self.session_options() != other.session_options()
+            || self.aspect != other.aspect
+    }
+
     /// The refinement the worker applies (see `mask::refine`).
     pub fn refine_params(&self) -> crate::mask::refine::RefineParams {
         crate::mask::refine::RefineParams {
@@ -264,6 +275,66 @@ mod tests {
         let [r, g, b, a] = s.color_rgba();
         assert_eq!((r * 255.0, g * 255.0, b * 255.0), (16.0, 0.0, 255.0));
         assert!((a - 128.0 / 255.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn every_worker_setting_reaches_the_worker_and_render_settings_do_not() {
+        let d = Settings::default();
+        let worker_changes = [
+            Settings {
+                model: "selfie_landscape".into(),
+                ..d.clone()
+            },
+            Settings {
+                custom_model_path: "/x.json".into(),
+                ..d.clone()
+            },
+            Settings {
+                temporal_smoothing: 0.1,
+                ..d.clone()
+            },
+            Settings {
+                mask_expand: 2.0,
+                ..d.clone()
+            },
+            Settings {
+                min_blob_percent: 1.0,
+                ..d.clone()
+            },
+            Settings {
+                edge_aware: true,
+                ..d.clone()
+            },
+            Settings {
+                motion_threshold: 0.0,
+                ..d.clone()
+            },
+            Settings {
+                execution_provider: "cuda".into(),
+                ..d.clone()
+            },
+            Settings {
+                intra_threads: 2,
+                ..d.clone()
+            },
+            Settings {
+                aspect: AspectMode::Letterbox,
+                ..d.clone()
+            },
+        ];
+        for s in &worker_changes {
+            assert!(s.worker_differs(&d), "{s:?}");
+        }
+        let render_only = Settings {
+            mode: Mode::Color,
+            threshold: 0.3,
+            edge_softness: 0.1,
+            blur_strength: 50.0,
+            color: 0,
+            inference_interval: 3,
+            ..d.clone()
+        };
+        assert!(!render_only.worker_differs(&d));
     }
 
     #[test]
