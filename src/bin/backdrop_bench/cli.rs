@@ -32,8 +32,9 @@ OPTIONS:
                           each video, per configuration, plus inputs and ground truth
     --set KEY=VALUE       override a field of the `defaults` row (the filter's own defaults;
                           repeatable): threshold, softness, temporal_smoothing, expand_px,
-                          min_blob_fraction, guided_radius (0 = off), guided_eps; the filter's
-                          keys edge_softness, mask_expand, min_blob_percent, edge_radius too
+                          min_blob_fraction, guided_radius (0 = off), guided_eps, aspect
+                          (roi | stretch | letterbox); the filter's keys edge_softness,
+                          mask_expand, min_blob_percent, edge_radius too
     --resample MODE       frame -> model input: gpu (default; CPU twin of the effect's
                           PSDownscale) | fir-bilinear (fast_image_resize bilinear convolution)
     --noise SIGMA         Gaussian noise on the synthetic videos, 8-bit levels (default 3)
