@@ -372,7 +372,6 @@ fn touches_inner_edge(region: &Region, bounds: &Region, (w, h): (usize, usize)) 
 /// Resamples a plane `w` x `h` that covered region `from` onto region `to` (same size), bilinear
 /// with texel-centre conventions; points outside `from` get `outside`. Used to carry the
 /// temporal smoothing state across a change of region.
-#[allow(clippy::too_many_arguments)]
 pub fn resample_plane(
     src: &[f32],
     w: usize,
