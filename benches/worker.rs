@@ -1,11 +1,15 @@
 //! CPU cost of one inferred frame in the worker against the bare model: `Session::run` alone
-//! versus the worker's whole step (tensor packing + inference + activation + temporal smoothing +
-//! conversion to bytes), same model, same options, same real portrait, same process.
+//! versus the worker's whole step with the filter's default settings (tensor packing +
+//! inference + activation + region tracking + refinement: temporal smoothing, blob removal,
+//! coefficients), and the post-processing alone; same model, same options, same real portrait,
+//! same process.
 //!
 //! `cargo bench --bench worker` (needs `scripts/setup.sh` and `../shared/testdata`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use obs_backdrop::mask::{self, TemporalSmoother};
+use obs_backdrop::filter::settings::Settings;
+use obs_backdrop::mask::refine::Refiner;
+use obs_backdrop::mask::roi::RegionTracker;
 use obs_backdrop::segmentation::manifest::Manifest;
 use obs_backdrop::segmentation::session::{build_session, Model, SessionOptions};
 use obs_backdrop::segmentation::tensor;
@@ -64,19 +68,48 @@ fn bench(c: &mut Criterion) {
             })
         });
 
-        let mut model = Model::load(env, &manifest, SessionOptions::default()).unwrap();
-        let mut smoother = TemporalSmoother::default();
+        // the worker's step (see `segmentation::worker::run`) with the filter's defaults, on a
+        // 1280x720 source whose person region is the whole small frame
+        let settings = Settings::default();
+        let refine = settings.refine_params();
+        let source = (1280, 720);
+        let mut model = Model::load(env, &manifest, settings.session_options()).unwrap();
+        let mut tracker = RegionTracker::new(settings.aspect);
+        let mut refiner = Refiner::default();
         let mut plane = Vec::new();
-        let mut bytes = Vec::new();
+        let mut coefficients = Vec::new();
+        let (mw, mh) = model.output_size();
+        let mut post = |plane: &mut Vec<f32>, model_input| {
+            let region = tracker.region(source, model_input);
+            tracker.observe(plane, (mw, mh), region, source, model_input);
+            let ab = refiner.refine(
+                plane,
+                mw,
+                mh,
+                &bgra,
+                (w as usize, h as usize, w as usize * 4),
+                source,
+                region,
+                &refine,
+            );
+            coefficients.clear();
+            coefficients.extend_from_slice(ab);
+            std::hint::black_box(&coefficients);
+        };
         c.bench_function(&format!("{id}/worker_step"), |b| {
             b.iter(|| {
                 let p = model.infer(&bgra, w as usize * 4).unwrap();
                 plane.clear();
                 plane.extend_from_slice(p);
-                smoother.apply(&mut plane, 0.6);
-                bytes.resize(plane.len(), 0);
-                mask::to_u8(&plane, &mut bytes);
-                std::hint::black_box(&bytes);
+                post(&mut plane, (w, h));
+            })
+        });
+        let raw = model.infer(&bgra, w as usize * 4).unwrap().to_vec();
+        c.bench_function(&format!("{id}/postprocess"), |b| {
+            b.iter(|| {
+                plane.clear();
+                plane.extend_from_slice(&raw);
+                post(&mut plane, (w, h));
             })
         });
     }

@@ -1,5 +1,6 @@
 //! Mask refinement: pure functions on f32 planes (person probability, 0..1), no OBS, no ONNX.
 
+pub mod components;
 pub mod refine;
 pub mod roi;
 

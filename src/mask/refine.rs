@@ -12,6 +12,7 @@
 //! frame the model saw and applied to the full-resolution frame, so the edge follows hair and
 //! shoulders instead of a bilinear blob. No extra GPU readback is needed.
 
+use super::components::{Components, PERSON};
 use super::roi::{resample_plane, Region};
 use super::{smoothstep, TemporalSmoother};
 
@@ -55,8 +56,7 @@ pub struct Refiner {
     guide: Vec<f32>,
     morph: [Vec<f32>; 3],
     tmp: GuidedScratch,
-    labels: Vec<u32>,
-    stack: Vec<u32>,
+    components: Components,
     /// Interleaved `(a, b)` per mask pixel.
     coefficients: Vec<f32>,
     /// Region of the frame the previous mask covered (see `mask::roi`).
@@ -112,8 +112,7 @@ impl Refiner {
                 w,
                 h,
                 (params.min_blob_fraction / area).min(1.0),
-                &mut self.labels,
-                &mut self.stack,
+                &mut self.components,
             );
         }
         self.coefficients.resize(2 * w * h, 0.0);
@@ -299,71 +298,32 @@ pub fn morphology(
 }
 
 /// Zeroes connected person regions (probability >= 0.5, 4-connected) whose area is below
-/// `min_fraction` of the mask, keeping at least the largest region.
+/// `min_fraction` of the mask, keeping at least the largest region, and the soft rim (< 0.5)
+/// within 2 px around each removed region. `components` is reused scratch (see
+/// [`Components`]): no allocation in steady state.
 pub fn remove_small_blobs(
     mask: &mut [f32],
     w: usize,
     h: usize,
     min_fraction: f32,
-    labels: &mut Vec<u32>,
-    stack: &mut Vec<u32>,
+    components: &mut Components,
 ) {
-    labels.clear();
-    labels.resize(w * h, 0);
-    let mut sizes: Vec<usize> = vec![0]; // label 0 = background
-    for start in 0..w * h {
-        if mask[start] < 0.5 || labels[start] != 0 {
-            continue;
-        }
-        let label = sizes.len() as u32;
-        let mut size = 0;
-        stack.clear();
-        stack.push(start as u32);
-        labels[start] = label;
-        while let Some(k) = stack.pop() {
-            let k = k as usize;
-            size += 1;
-            let (x, y) = (k % w, k / w);
-            let mut visit = |n: usize| {
-                if mask[n] >= 0.5 && labels[n] == 0 {
-                    labels[n] = label;
-                    stack.push(n as u32);
-                }
-            };
-            if x > 0 {
-                visit(k - 1);
-            }
-            if x + 1 < w {
-                visit(k + 1);
-            }
-            if y > 0 {
-                visit(k - w);
-            }
-            if y + 1 < h {
-                visit(k + w);
-            }
-        }
-        sizes.push(size);
-    }
-    let largest = sizes
-        .iter()
-        .enumerate()
-        .skip(1)
-        .max_by_key(|(_, s)| **s)
-        .map(|(l, _)| l as u32);
+    components.label(mask, w, h);
+    let largest = components.largest();
     let min_size = (min_fraction * (w * h) as f32).ceil() as usize;
     const RIM: usize = 2; // mask px of soft rim (< 0.5) around a removed blob, cleared with it
-    for k in 0..w * h {
-        let l = labels[k];
-        if l != 0 && Some(l) != largest && sizes[l as usize] < min_size {
-            mask[k] = 0.0;
-            let (x, y) = (k % w, k / w);
-            for yy in y.saturating_sub(RIM)..=(y + RIM).min(h - 1) {
-                for xx in x.saturating_sub(RIM)..=(x + RIM).min(w - 1) {
-                    let n = yy * w + xx;
-                    if labels[n] == 0 && mask[n] < 0.5 {
-                        mask[n] = 0.0;
-                    }
+    for k in 0..components.runs.len() {
+        let run = components.runs[k];
+        if components.kept(run.label as usize, min_size, largest) {
+            continue;
+        }
+        let (y, x0, x1) = (run.y as usize, run.x0 as usize, run.x1 as usize);
+        mask[y * w + x0..y * w + x1].fill(0.0);
+        for yy in y.saturating_sub(RIM)..=(y + RIM).min(h - 1) {
+            let row = &mut mask[yy * w..(yy + 1) * w];
+            for p in &mut row[x0.saturating_sub(RIM)..(x1 + RIM).min(w)] {
+                if *p < PERSON {
+                    *p = 0.0;
                 }
             }
         }
@@ -594,9 +554,9 @@ mod tests {
         m[7] = 1.0; // a 1 px blob
         m[15] = 0.3; // its soft rim
         m[4] = 0.3; // the person's soft rim, not adjacent to the blob
-        let (mut labels, mut stack) = (Vec::new(), Vec::new());
-        remove_small_blobs(&mut m, w, h, 0.1, &mut labels, &mut stack);
+        remove_small_blobs(&mut m, w, h, 0.1, &mut Components::default());
         assert_eq!(m[7], 0.0);
+        assert_eq!(m[4], 0.3, "a rim more than 2 px away stays");
         assert_eq!(m[15], 0.0, "the removed blob's rim goes with it");
         assert_eq!(m.iter().filter(|v| **v == 1.0).count(), 16);
     }

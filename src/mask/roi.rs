@@ -18,6 +18,8 @@
 //! Pure functions and plain data: used identically by the filter's worker and by
 //! `backdrop-bench quality`.
 
+use super::components::Components;
+
 /// A rectangle in the source frame's normalised coordinates (uv: 0..1 across the frame, y down).
 /// `x, y` is the top-left corner, `w, h` the size; may extend past 0..1 (letterbox padding).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -266,9 +268,7 @@ pub struct RegionTracker {
     detecting: bool,
     /// The person's bounds (frame uv) in the last shown mask.
     bounds: Option<Region>,
-    scratch: Vec<f32>,
-    labels: Vec<u32>,
-    stack: Vec<u32>,
+    components: Components,
 }
 
 impl RegionTracker {
@@ -285,8 +285,11 @@ impl RegionTracker {
     }
 
     /// Forgets the person (new stream, size or model): the next frame is seen whole.
+    /// Keeps its scratch buffers: no allocation when a stream restarts.
     pub fn reset(&mut self) {
+        let components = std::mem::take(&mut self.components);
         *self = Self::new(self.mode);
+        self.components = components;
     }
 
     /// The region the next small frame should be rendered from.
@@ -297,6 +300,30 @@ impl RegionTracker {
             AspectMode::RegionOfInterest if self.detecting => Region::FULL,
             AspectMode::RegionOfInterest => self.held,
         }
+    }
+
+    /// Bounding box (mask uv) of the person pixels (>= 0.5) of `prob`, leaving out detached
+    /// regions under [`TRACK_MIN_BLOB`] of the mask except the largest: the bounds of
+    /// [`remove_small_blobs`](crate::mask::refine::remove_small_blobs) at that fraction followed
+    /// by [`person_bounds`], from one labelling pass without copying the plane.
+    fn person_bounds(&mut self, prob: &[f32], (w, h): (usize, usize)) -> Option<Region> {
+        let c = &mut self.components;
+        c.label(prob, w, h);
+        let largest = c.largest();
+        let min_area = (TRACK_MIN_BLOB * (w * h) as f32).ceil() as usize;
+        let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+        for (i, b) in c.stats.iter().enumerate() {
+            if c.kept(i, min_area, largest) {
+                (x0, y0) = (x0.min(b.x0), y0.min(b.y0));
+                (x1, y1) = (x1.max(b.x1), y1.max(b.y1));
+            }
+        }
+        (x0 != usize::MAX).then(|| Region {
+            x: x0 as f32 / w as f32,
+            y: y0 as f32 / h as f32,
+            w: (x1 - x0) as f32 / w as f32,
+            h: (y1 - y0) as f32 / h as f32,
+        })
     }
 
     /// Takes the probability plane (`w` x `h`, 0..1) inferred on a frame rendered from region
@@ -319,17 +346,7 @@ impl RegionTracker {
             return true;
         }
         let detection = self.detecting && used == Region::FULL && self.held != Region::FULL;
-        self.scratch.clear();
-        self.scratch.extend_from_slice(&prob[..w * h]);
-        crate::mask::refine::remove_small_blobs(
-            &mut self.scratch,
-            w,
-            h,
-            TRACK_MIN_BLOB,
-            &mut self.labels,
-            &mut self.stack,
-        );
-        let bounds = person_bounds(&self.scratch, w, h, 0.5).map(|b| used.to_frame(b));
+        let bounds = self.person_bounds(prob, (w, h)).map(|b| used.to_frame(b));
         if detection {
             // Someone the crop does not hold (entering, or a second person): grow the crop to
             // hold them and the person followed. Otherwise nothing changes.
@@ -408,6 +425,43 @@ pub fn resample_plane(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tracked_bounds_equal_blob_removal_then_bounds() {
+        // a person (big block), a blob over 1 % and specks under it, on a 64x64 mask
+        let (w, h) = (64, 64);
+        let mut p = boxed(w, h, (20, 10, 44, 64));
+        for (x, y) in [(2, 2), (60, 5), (61, 5), (3, 50)] {
+            p[y * w + x] = 0.9; // specks: 1-2 px, under 1 % (41 px)
+        }
+        for y in 30..38 {
+            for x in 50..56 {
+                p[y * w + x] = 0.8; // 48 px: kept
+            }
+        }
+        let mut reference = p.clone();
+        crate::mask::refine::remove_small_blobs(
+            &mut reference,
+            w,
+            h,
+            TRACK_MIN_BLOB,
+            &mut Components::default(),
+        );
+        let expected = person_bounds(&reference, w, h, 0.5).unwrap();
+        let mut t = RegionTracker::new(AspectMode::RegionOfInterest);
+        let got = t.person_bounds(&p, (w, h)).unwrap();
+        assert!(close(got, expected), "{got:?} vs {expected:?}");
+        assert!(close(
+            got,
+            Region {
+                x: 20.0 / 64.0,
+                y: 10.0 / 64.0,
+                w: 36.0 / 64.0,
+                h: 54.0 / 64.0
+            }
+        ));
+        assert_eq!(t.person_bounds(&vec![0.1; w * h], (w, h)), None);
+    }
 
     fn close(a: Region, b: Region) -> bool {
         a.edge_distance(&b) < 1e-5

@@ -4,7 +4,9 @@ use super::manifest::{Layout, Manifest};
 use super::tensor;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
-use ort::value::TensorRef;
+use ort::value::{Tensor, TensorRef};
+use ort::AsPointer;
+use std::ffi::CString;
 
 /// Options for creating a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,11 +28,23 @@ impl Default for SessionOptions {
 }
 
 /// A model ready to run.
+///
+/// Its input and output tensors are created once, at load, and every [`Model::run`] hands the
+/// same two values to ONNX Runtime's `Run` (the output pre-allocated, so the runtime writes into
+/// it): nothing is allocated per frame on our side of the call.
 pub struct Model {
     pub manifest: Manifest,
     session: Session,
     input_shape: Vec<i64>,
-    tensor: Vec<f32>,
+    /// The input tensor (`manifest.input.shape`, f32), written by [`Model::preprocess`].
+    input: Tensor<f32>,
+    /// The pre-allocated output tensor (the output's shape with dynamic dimensions resolved).
+    output: Tensor<f32>,
+    input_name: CString,
+    output_name: CString,
+    /// Set when the runtime refused the pre-allocated output (a model whose output shape is not
+    /// what its declared shape says): runs then go through `Session::run`, which allocates.
+    allocating_run: bool,
     /// Output spatial size (width, height) in px.
     output_size: (usize, usize),
     output_channels: usize,
@@ -114,11 +128,28 @@ impl Model {
             output_geometry(&out_dims, (w as usize, h as usize))?;
 
         let plane = output_size.0 * output_size.1;
+        let input_len = manifest.input.shape.iter().product::<i64>().max(0) as usize;
+        let input = Tensor::from_array((manifest.input.shape.clone(), vec![0f32; input_len]))
+            .map_err(|e| format!("input tensor: {e}"))?;
+        let (ow, oh) = (output_size.0 as i64, output_size.1 as i64);
+        let c = output_channels as i64;
+        let output_shape = match (out_dims.len(), output_layout) {
+            (3, _) => vec![1, oh, ow],
+            (_, Layout::Nhwc) => vec![1, oh, ow, c],
+            (_, Layout::Nchw) => vec![1, c, oh, ow],
+        };
+        let output = Tensor::from_array((output_shape, vec![0f32; plane * output_channels]))
+            .map_err(|e| format!("output tensor: {e}"))?;
+        let name = |n: &str| CString::new(n).map_err(|_| format!("tensor name {n:?} has a NUL"));
         Ok(Self {
             manifest: manifest.clone(),
             session,
             input_shape: manifest.input.shape.clone(),
-            tensor: vec![0.0; (w * h * 3) as usize],
+            input,
+            output,
+            input_name: name(&manifest.input.name)?,
+            output_name: name(&manifest.output.name)?,
+            allocating_run: false,
             output_size,
             output_channels,
             output_layout,
@@ -141,22 +172,89 @@ impl Model {
     /// input tensor. Timed separately from [`Model::run`].
     pub fn preprocess(&mut self, bgra: &[u8], stride: usize) {
         let (w, h) = self.input_size();
+        let (_, data) = self.input.extract_tensor_mut();
         tensor::pack_bgra(
             bgra,
             w as usize,
             h as usize,
             stride,
             &self.manifest.input,
-            &mut self.tensor,
+            data,
         );
     }
 
     /// Runs the session on the packed tensor and converts the output to person probability,
-    /// returning the plane (`output_size` w x h values in 0..1).
+    /// returning the plane (`output_size` w x h values in 0..1). Errors are readable sentences.
     pub fn run(&mut self) -> Result<&[f32], String> {
-        let input =
-            TensorRef::from_array_view((self.input_shape.as_slice(), self.tensor.as_slice()))
-                .map_err(|e| format!("input tensor: {e}"))?;
+        if !self.allocating_run {
+            match self.run_preallocated() {
+                Ok(()) => {}
+                Err(e) => {
+                    // e.g. an output whose real shape differs from the declared one: the runtime
+                    // cannot write into our tensor; let it allocate the output from now on
+                    crate::warn!("pre-allocated output refused ({e}); using Session::run");
+                    self.allocating_run = true;
+                }
+            }
+        }
+        if self.allocating_run {
+            return self.run_allocating();
+        }
+        let (_, data) = self.output.extract_tensor();
+        tensor::person_probability(
+            data,
+            self.output_channels,
+            self.output_layout,
+            &self.manifest.output,
+            &mut self.probability,
+        )?;
+        Ok(&self.probability)
+    }
+
+    /// ONNX Runtime's `Run` on the input and output values made at load, through the `ort`
+    /// crate's API table (`ort::api()`): the safe `Session::run` builds its name, value and
+    /// output lists on the heap on every call.
+    fn run_preallocated(&mut self) -> Result<(), String> {
+        let api = ort::api();
+        let input_names = [self.input_name.as_ptr()];
+        let inputs = [self.input.ptr()];
+        let output_names = [self.output_name.as_ptr()];
+        let mut outputs = [self.output.ptr_mut()];
+        // SAFETY: the session, the names and both values live in `self` for the whole call, the
+        // arrays hold one valid pointer each, and `&mut self` keeps the session from running
+        // on another thread meanwhile (ONNX Runtime's `Run` is not thread safe per session).
+        let status = unsafe {
+            (api.Run)(
+                self.session.ptr_mut(),
+                std::ptr::null(),
+                input_names.as_ptr(),
+                inputs.as_ptr(),
+                1,
+                output_names.as_ptr(),
+                1,
+                outputs.as_mut_ptr(),
+            )
+        };
+        if status.0.is_null() {
+            return Ok(());
+        }
+        // SAFETY: a non-null status is an error the caller owns and must release.
+        let message = unsafe {
+            let text = std::ffi::CStr::from_ptr((api.GetErrorMessage)(status.0))
+                .to_string_lossy()
+                .into_owned();
+            (api.ReleaseStatus)(status.0);
+            text
+        };
+        Err(format!("inference failed: {message}"))
+    }
+
+    /// `Session::run`, letting the runtime allocate the output (the fallback of
+    /// [`Model::run`]).
+    fn run_allocating(&mut self) -> Result<&[f32], String> {
+        let (_, data) = self.input.extract_tensor();
+        let input = TensorRef::from_array_view((self.input_shape.as_slice(), data))
+            .map_err(|e| format!("input tensor: {e}"))?;
         let outputs = self
             .session
             .run(ort::inputs![self.manifest.input.name.as_str() => input])
