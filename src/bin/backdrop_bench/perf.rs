@@ -309,6 +309,23 @@ fn make_inputs(opts: &PerfOptions, res: Resolution, length_s: u32) -> Result<Inp
     Ok(inputs)
 }
 
+/// Warns when the plugin to be measured is older than this tree's release build of it (a
+/// folder installed before the last `cargo build --release` measures old code).
+fn warn_if_stale(plugin_so: &Path) {
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/libobs_backdrop.so");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(installed), Some(built_at)) = (modified(plugin_so), modified(&built)) {
+        if installed < built_at {
+            eprintln!(
+                "WARNING: {} is older than {}: it measures an earlier build \
+                 (bash scripts/install-plugin.sh DIR, then --plugin DIR/obs-backdrop)",
+                plugin_so.display(),
+                built.display()
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Runs
 
@@ -1188,6 +1205,9 @@ pub fn run(opts: &PerfOptions) -> Result<()> {
             "plugin not found: {} (scripts/setup.sh or scripts/install-plugin.sh, or --plugin DIR)",
             plugin_so.display()
         );
+    }
+    if needs_plugin && !opts.report_only {
+        warn_if_stale(&plugin_so);
     }
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
