@@ -247,6 +247,9 @@ impl Filter {
             "postprocess_ms_median": q(&t.postprocess, 0.5),
             "worker_ms_median": q(&t.total, 0.5),
             "worker_ms_p95": q(&t.total, 0.95),
+            // thread CPU time (preemption left out)
+            "inference_cpu_ms_median": q(&t.inference_cpu, 0.5),
+            "worker_cpu_ms_median": q(&t.total_cpu, 0.5),
             "render_ms_median": q(&render_ms, 0.5),
             "render_ms_p95": q(&render_ms, 0.95),
             "mask_age_median": q(&mask_age, 0.5),

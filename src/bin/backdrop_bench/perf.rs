@@ -362,6 +362,8 @@ pub struct Row {
     pub bare_binding_allocs: Option<f64>,
     pub bare_error: Option<String>,
     pub worker_cpu_ms_per_inferred: Option<f64>,
+    /// Thread CPU time medians of one inferred frame: (model run, pre + run + post), ms.
+    pub step_cpu: (Option<f64>, Option<f64>),
     pub readback_bytes: Option<f64>,
     pub inferred: Option<f64>,
     pub skipped_inference: Option<f64>,
@@ -429,6 +431,7 @@ impl Row {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             worker_cpu_ms_per_inferred: f(&perf, &["worker_cpu_ms_per_inferred_frame"]),
+            step_cpu: (st("inference_cpu_ms_median"), st("worker_cpu_ms_median")),
             readback_bytes: st("readback_bytes_per_frame"),
             inferred: f(&perf, &["inferred_frames"]),
             skipped_inference: f(&deltas, &["frames_skipped"]),
@@ -826,11 +829,11 @@ pub fn counts_table(rows: &[Row]) -> String {
     t.push_str(
         "| scenario | res | machine busy cores (all processes) | graphics loops (rendered frames) | \
          mask age ms (median x loop interval) | frames inferred / skipped by the worker | worker CPU ms per inferred frame | \
-         bare Session::run CPU ms | readback bytes per frame | \
+         worker CPU ms per step, medians: model run / pre + run + post | bare Session::run CPU ms | readback bytes per frame | \
          allocations per graphics loop: whole thread / under the filter / of which drawing its target / by the plugin's code | \
          allocations per inferred frame (worker): all / in ONNX Runtime / by the plugin's code | allocations per bare Session::run |\n",
     );
-    t.push_str(&"| --- ".repeat(12));
+    t.push_str(&"| --- ".repeat(13));
     t.push_str("|\n");
     for r in rows {
         let (Some(sc), Some(res)) = (r.scenario, r.res) else {
@@ -843,7 +846,7 @@ pub fn counts_table(rows: &[Row]) -> String {
         let dash = |v: String| if bd { v } else { "–".into() };
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             sc.label,
             res.name(),
             num(r.machine_cores, 2),
@@ -855,6 +858,11 @@ pub fn counts_table(rows: &[Row]) -> String {
                 num(r.skipped_inference, 0)
             )),
             dash(num(r.worker_cpu_ms_per_inferred, 2)),
+            dash(format!(
+                "{} / {}",
+                num(r.step_cpu.0, 2),
+                num(r.step_cpu.1, 2)
+            )),
             dash(num(r.bare_cpu_ms, 2)),
             dash(num(r.readback_bytes, 0)),
             if bd {
@@ -962,6 +970,15 @@ pub fn bars(rows: &[Row]) -> String {
                 )
             }
         ));
+        if let (Some(run), Some(step)) = r.step_cpu {
+            parts.push(format!(
+                "{}, per-step CPU medians: model run {} ms, pre + run + post {} ms = {} of the run",
+                label(r),
+                num(Some(run), 2),
+                num(Some(step), 2),
+                num(ratio(Some(step), Some(run)), 2)
+            ));
+        }
     }
     let _ = writeln!(
         out,
