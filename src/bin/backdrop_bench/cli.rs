@@ -62,6 +62,8 @@ PERF OPTIONS:
                           none,passthrough,blur at 1080p)
     --bare-runs N         bare Session::run calls per Backdrop run (default 200; 0 = off)
     --no-allocations      do not count allocations per thread
+    --rounds N            run the whole scenario list N times in turn (default 1); the lagged
+                          frames bar then compares medians over the rounds
     --report-only         run nothing: print the report of the runs already in OUT/runs
     --wait-idle CORES     before each run, wait (at most 10 min) until the rest of the machine
                           uses less than CORES cores (measured over 2 s)
@@ -109,6 +111,8 @@ pub struct PerfOptions {
     pub count_allocations: bool,
     /// Wait before each run until other work uses less than this many cores.
     pub wait_idle: Option<f64>,
+    /// `--rounds`: how many times the scenario list runs, in turn (>= 1).
+    pub rounds: u32,
     /// Run nothing; report the runs already in `OUT/runs`.
     pub report_only: bool,
     pub set: Vec<String>,
@@ -145,6 +149,7 @@ fn parse_perf(args: impl Iterator<Item = String>) -> Result<Parsed> {
         bare_runs: 200,
         count_allocations: true,
         wait_idle: None,
+        rounds: 1,
         report_only: false,
         set: Vec::new(),
         plugin: root().join("build/plugin/obs-backdrop"),
@@ -209,6 +214,14 @@ fn parse_perf(args: impl Iterator<Item = String>) -> Result<Parsed> {
             }
             "--no-allocations" => o.count_allocations = false,
             "--report-only" => o.report_only = true,
+            "--rounds" => {
+                let v = value("a count")?;
+                o.rounds = v
+                    .parse()
+                    .ok()
+                    .filter(|n: &u32| *n >= 1)
+                    .with_context(|| format!("--rounds: '{v}' is not a count >= 1"))?;
+            }
             "--wait-idle" => {
                 let v = value("cores")?;
                 o.wait_idle = Some(
