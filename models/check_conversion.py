@@ -47,20 +47,34 @@ def load_image(path: str, height: int, width: int) -> np.ndarray:
     return (np.asarray(rgb, dtype=np.float32) / 255.0)[None]
 
 
+def to_reference_layout(output: np.ndarray, shape: list) -> np.ndarray:
+    """Our output in the reference's NHWC ``[1, H, W, 1]``: a ``[1, b*b, H/b, W/b]`` output
+    (``DepthToSpace`` order, see convert.py) is rearranged; an NHWC one is returned as is."""
+    if list(output.shape) == list(shape):
+        return output
+    n, c, h, w = output.shape
+    b = int(round(c ** 0.5))
+    return output.reshape(n, b, b, h, w).transpose(0, 3, 1, 4, 2).reshape(n, h * b, w * b, 1)
+
+
 def check(converted: str, reference: str, images: list[str]) -> tuple[float, float]:
     ours, ref = session(converted), session(reference)
     (inp,), (ref_inp,) = ours.get_inputs(), ref.get_inputs()
     (out,), (ref_out,) = ours.get_outputs(), ref.get_outputs()
-    if (inp.name, inp.shape, out.name, out.shape) != (ref_inp.name, ref_inp.shape, ref_out.name,
-                                                        ref_out.shape):
-        raise SystemExit(f"{converted}: interface {inp.name}{inp.shape} -> {out.name}{out.shape} "
-                         f"differs from reference {ref_inp.name}{ref_inp.shape} -> "
+    _, h, w, _ = ref_inp.shape
+    # ours: the same names; input NCHW [1, 3, H, W]; output [1, 4, H/2, W/2] (see convert.py)
+    expect_in, expect_out = [1, 3, h, w], [1, 4, h // 2, w // 2]
+    if (inp.name, inp.shape, out.name, out.shape) != (ref_inp.name, expect_in, ref_out.name,
+                                                        expect_out):
+        raise SystemExit(f"{converted}: interface {inp.name}{inp.shape} -> {out.name}{out.shape}, "
+                         f"expected {ref_inp.name}{expect_in} -> {ref_out.name}{expect_out} "
+                         f"for reference {ref_inp.name}{ref_inp.shape} -> "
                          f"{ref_out.name}{ref_out.shape}")
-    _, h, w, _ = inp.shape
     worst, mean_sum = 0.0, 0.0
     for path in images:
         x = load_image(path, h, w)
-        a = ours.run([out.name], {inp.name: x})[0]
+        a = to_reference_layout(ours.run([out.name], {inp.name: x.transpose(0, 3, 1, 2)})[0],
+                                ref_out.shape)
         b = ref.run([ref_out.name], {ref_inp.name: x})[0]
         diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
         worst = max(worst, float(diff.max()))

@@ -8,13 +8,22 @@ landscape (144x256), Apache-2.0, shipped as TFLite flatbuffers in the npm packag
 package ``tflite`` (a generated flatbuffer reader, no TensorFlow) and writes an ONNX graph with the
 PyPI package ``onnx`` (opset 17, IR version 8), using ``numpy`` for the weights.
 
-Graph interface (identical to the reference tf2onnx conversions):
+Graph interface (the tensor names of the TFLite graph and of the reference tf2onnx conversions,
+in the layouts that are cheapest for ONNX Runtime's CPU kernels):
 
-* input: the TFLite input tensor name (``input_1``), float32 NHWC ``[1, H, W, 3]``, RGB in 0..1;
+* input: the TFLite input tensor name (``input_1``), float32 NCHW ``[1, 3, H, W]``, RGB in 0..1
+  (the TFLite graph and tf2onnx's conversion take NHWC ``[1, H, W, 3]``: the plugin packs the
+  planes itself, so no ``Transpose`` runs on the image);
 * output: the TFLite output tensor name (``activation_10`` for general, ``segment_back`` for
-  landscape), float32 NHWC ``[1, H, W, 1]``, person probability 0..1 (sigmoid already applied).
+  landscape), person probability 0..1 (sigmoid already applied), float32 ``[1, 4, H/2, W/2]``
+  in ONNX ``DepthToSpace`` order with block size 2: channel ``dy * 2 + dx`` holds mask pixel
+  ``(2 y + dy, 2 x + dx)``. The models end in a 2x2 stride-2 transposed convolution to one
+  channel, which is exactly a 1x1 convolution to 4 channels followed by that rearrangement; the
+  plugin does the rearrangement while it reads the output (manifest ``"block": 2``). This keeps
+  ONNX Runtime's blocked-layout convolutions to the end and drops its slow ``ConvTranspose`` and
+  the output ``Transpose``. Any other 4-D output stays NHWC ``[1, H, W, C]``.
 
-Inside, the graph is NCHW: one ``Transpose`` after the input and one before each 4-D output.
+Inside, the graph is NCHW.
 Supported TFLite operators: ADD, AVERAGE_POOL_2D, CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE (float16
 or int8/uint8 constant weights, folded into float32 initializers), HARD_SWISH, LOGISTIC, MEAN, MUL,
 RELU, RELU6, RESIZE_BILINEAR, and MediaPipe's custom op ``Convolution2DTransposeBias`` (ONNX
@@ -411,6 +420,51 @@ class Converter:
                       [self.tensor_names[out]], kernel_shape=k_hw, strides=strides, pads=pads)
         self.set_output(out)
 
+    def _depth_packed_output(self, idx: int, public: str) -> list[int] | None:
+        """Rewrites a graph output made by ``Sigmoid(ConvTranspose(x))`` with a ``b`` x ``b``
+        kernel, stride ``b``, no padding and one output channel into ``Sigmoid(Conv1x1(x))`` with
+        ``b * b`` channels, named ``public``: the same values in ONNX ``DepthToSpace`` order
+        (channel ``dy * b + dx`` holds pixel ``(b y + dy, b x + dx)``; with one output channel
+        DCR and CRD order agree). Returns the new output shape ``[1, b * b, H / b, W / b]``, or
+        None (graph unchanged) when the output is not made that way."""
+        producers = {o: n for n in self.nodes for o in n.output}
+        act = producers.get(self.value(idx))
+        if act is None or act.op_type != "Sigmoid":
+            return None
+        if any(i == act.output[0] for n in self.nodes for i in n.input):
+            return None  # the output is also used inside the graph
+        conv = producers.get(act.input[0])
+        if conv is None or conv.op_type != "ConvTranspose" or len(conv.input) != 3:
+            return None
+        if sum(i == conv.output[0] for n in self.nodes for i in n.input) != 1:
+            return None  # the transposed convolution's output is used elsewhere too
+        attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
+        kernel, strides = list(attrs["kernel_shape"]), list(attrs.get("strides", [1, 1]))
+        if (kernel != strides or kernel[0] != kernel[1] or any(attrs.get("pads", []))
+                or set(attrs) - {"kernel_shape", "strides", "pads"}):
+            return None
+        inits = {t.name: t for t in self.initializers}
+        if conv.input[1] not in inits or conv.input[2] not in inits:
+            return None
+        w = numpy_helper.to_array(inits[conv.input[1]])  # [I, O, b, b]
+        bias = numpy_helper.to_array(inits[conv.input[2]])
+        if w.shape[1] != 1:
+            return None
+        b, channels = kernel[0], w.shape[0]
+        w_1x1 = w[:, 0].reshape(channels, b * b).T.reshape(b * b, channels, 1, 1)
+        bias_1x1 = np.repeat(bias, b * b)
+        for name in conv.input[1:]:
+            self.initializers.remove(inits[name])
+        conv_1x1 = helper.make_node(
+            "Conv",
+            [conv.input[0], self.add_init(conv.input[1] + "_1x1", w_1x1),
+             self.add_init(conv.input[2] + "_1x1", bias_1x1)],
+            list(conv.output), name=self.fresh("Conv"), kernel_shape=[1, 1])
+        self.nodes[self.nodes.index(conv)] = conv_1x1
+        act.output[0] = public
+        _, h, w_px, _ = self.shape(idx)
+        return [1, b * b, h // b, w_px // b]
+
     # ---- driver --------------------------------------------------------------------------
     def _options(self, op, name: str):
         table = op.BuiltinOptions()
@@ -446,12 +500,10 @@ class Converter:
             name, shape = self.tensor_names[idx], self.shape(idx)
             if self.tensor(idx).Type() != tflite.TensorType.FLOAT32:
                 raise ConversionError(f"input {name} is not float32")
-            graph_inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
             if len(shape) == 4:
-                self.add_node("Transpose", [name], [self.set_output(idx, self.fresh(name + "_nchw"))],
-                              perm=NHWC_TO_NCHW)
-            else:
-                self.set_output(idx, name)
+                shape = [shape[i] for i in NHWC_TO_NCHW]  # the graph input is NCHW
+            graph_inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+            self.set_output(idx, name)
 
         out_idx = [g.Outputs(i) for i in range(g.OutputsLength())]
         # The graph outputs keep their TFLite names in NHWC; their NCHW producers get new names.
@@ -470,7 +522,10 @@ class Converter:
 
         for idx in out_idx:
             shape = self.shape(idx)
-            if len(shape) == 4:
+            packed = self._depth_packed_output(idx, public_names[idx]) if len(shape) == 4 else None
+            if packed is not None:
+                public, shape = public_names[idx], packed
+            elif len(shape) == 4:
                 public = public_names[idx]
                 self.add_node("Transpose", [self.value(idx)], [public], perm=NCHW_TO_NHWC)
             else:

@@ -4,7 +4,7 @@
 
 mod common;
 
-use obs_backdrop::segmentation::manifest::Manifest;
+use obs_backdrop::segmentation::manifest::{Layout, Manifest};
 use obs_backdrop::segmentation::session::{Model, SessionOptions};
 
 fn compare(manifest_file: &str, reference_file: &str) {
@@ -18,14 +18,21 @@ fn compare(manifest_file: &str, reference_file: &str) {
         skip!("ONNX Runtime library absent: run scripts/setup.sh")
     };
     let ours = Manifest::load(&models.join(manifest_file)).expect("manifest");
+    // ours takes NCHW and gives the mask depth-packed (see models/convert.py); the tf2onnx
+    // reference keeps the TFLite interface: NHWC in, NHWC [1, H, W, 1] out
+    let (w, h) = ours.input_size();
+    assert_eq!(ours.input.layout, Layout::Nchw);
+    assert_eq!(ours.output.blocksize, 2);
     let mut reference_manifest = ours.clone();
     reference_manifest.dir = testdata.join("models/reference");
     reference_manifest.file = reference_file.into();
+    reference_manifest.input.layout = Layout::Nhwc;
+    reference_manifest.input.shape = vec![1, h as i64, w as i64, 3];
+    reference_manifest.output.blocksize = 1;
 
     let mut a = Model::load(env, &ours, SessionOptions::default()).expect("our model loads");
     let mut b =
         Model::load(env, &reference_manifest, SessionOptions::default()).expect("reference loads");
-    let (w, h) = ours.input_size();
     let ids = common::portrait_ids(&testdata);
     assert!(
         ids.len() >= 90,

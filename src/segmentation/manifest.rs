@@ -68,7 +68,23 @@ pub struct OutputSpec {
     pub kind: OutputKind,
     /// Index of the person channel (0 for single-channel outputs).
     pub person_channel: usize,
+    /// The `blocksize` of the ONNX `DepthToSpace` that turns the output into the mask (1, the
+    /// default: the output is the mask). With `b` > 1 the output is NCHW
+    /// `[1, b * b, H / b, W / b]` and channel `dy * b + dx` holds mask pixel
+    /// `(b * y + dy, b * x + dx)` (only for kind `probability`). `models/convert.py` writes the
+    /// MediaPipe models this way (`b` = 2): their last layer, a 2x2 stride-2 transposed
+    /// convolution to one channel, is then a plain 1x1 convolution, which ONNX Runtime runs
+    /// faster, and the plugin rearranges the values while it reads them.
+    #[serde(default = "one")]
+    pub blocksize: usize,
 }
+
+fn one() -> usize {
+    1
+}
+
+/// Largest accepted [`OutputSpec::blocksize`].
+pub const MAX_BLOCKSIZE: usize = 8;
 
 /// A model described by its manifest file.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -183,6 +199,18 @@ impl Manifest {
                 self.output.person_channel, self.output.kind
             ));
         }
+        let b = self.output.blocksize;
+        if !(1..=MAX_BLOCKSIZE).contains(&b) {
+            return Err(format!(
+                "output blocksize {b} is not between 1 and {MAX_BLOCKSIZE}"
+            ));
+        }
+        if b > 1 && self.output.kind != OutputKind::Probability {
+            return Err(format!(
+                "output blocksize {b} needs output kind probability, not {:?}",
+                self.output.kind
+            ));
+        }
         Ok(())
     }
 
@@ -236,6 +264,32 @@ mod tests {
         assert_eq!(m.input_size(), (256, 256));
         assert_eq!(m.input.layout, Layout::Nhwc);
         assert_eq!(m.output.kind, OutputKind::Probability);
+        assert_eq!(m.output.blocksize, 1, "blocksize defaults to 1");
+    }
+
+    #[test]
+    fn blocksize_is_read_and_checked() {
+        let with = |b: &str, kind: &str| {
+            GENERAL.replace(
+                "\"probability\", \"person_channel\": 0",
+                &format!("\"{kind}\", \"person_channel\": 0, \"blocksize\": {b}"),
+            )
+        };
+        assert_eq!(
+            Manifest::parse(&with("2", "probability"))
+                .unwrap()
+                .output
+                .blocksize,
+            2
+        );
+        for (b, kind, what) in [
+            ("0", "probability", "not between"),
+            ("9", "probability", "not between"),
+            ("2", "logits_softmax", "needs output kind probability"),
+        ] {
+            let err = Manifest::parse(&with(b, kind)).unwrap_err().to_string();
+            assert!(err.contains(what), "{b} {kind}: {err}");
+        }
     }
 
     #[test]

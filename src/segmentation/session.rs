@@ -124,21 +124,27 @@ impl Model {
             .map(|s| s.to_vec())
             .unwrap_or_default();
         let (w, h) = manifest.input_size();
+        let block = manifest.output.blocksize;
         let (output_size, output_channels, output_layout) =
-            output_geometry(&out_dims, (w as usize, h as usize))?;
+            output_geometry(&out_dims, (w as usize, h as usize), block)?;
 
         let plane = output_size.0 * output_size.1;
         let input_len = manifest.input.shape.iter().product::<i64>().max(0) as usize;
         let input = Tensor::from_array((manifest.input.shape.clone(), vec![0f32; input_len]))
             .map_err(|e| format!("input tensor: {e}"))?;
-        let (ow, oh) = (output_size.0 as i64, output_size.1 as i64);
+        // the tensor's own spatial size (the mask's, divided by the block size)
+        let (ow, oh) = (
+            (output_size.0 / block) as i64,
+            (output_size.1 / block) as i64,
+        );
         let c = output_channels as i64;
         let output_shape = match (out_dims.len(), output_layout) {
             (3, _) => vec![1, oh, ow],
             (_, Layout::Nhwc) => vec![1, oh, ow, c],
             (_, Layout::Nchw) => vec![1, c, oh, ow],
         };
-        let output = Tensor::from_array((output_shape, vec![0f32; plane * output_channels]))
+        let output_len = output_shape.iter().product::<i64>() as usize;
+        let output = Tensor::from_array((output_shape, vec![0f32; output_len]))
             .map_err(|e| format!("output tensor: {e}"))?;
         let name = |n: &str| CString::new(n).map_err(|_| format!("tensor name {n:?} has a NUL"));
         Ok(Self {
@@ -206,6 +212,7 @@ impl Model {
             self.output_channels,
             self.output_layout,
             &self.manifest.output,
+            self.output_size.0,
             &mut self.probability,
         )?;
         Ok(&self.probability)
@@ -270,6 +277,7 @@ impl Model {
             self.output_channels,
             self.output_layout,
             &self.manifest.output,
+            self.output_size.0,
             &mut self.probability,
         )?;
         Ok(&self.probability)
@@ -325,11 +333,15 @@ pub fn build_session(
         .map_err(|e| format!("cannot load model {}: {e}", path.display()))
 }
 
-/// Spatial size, channel count and layout of an output tensor shape. Accepts `[1,H,W,C]`,
-/// `[1,C,H,W]` (C = 1 or 2) and `[1,H,W]`; dynamic dimensions fall back to the input size.
+/// Mask size (width, height) in px, channel count and layout of an output tensor shape.
+/// Accepts `[1,H,W,C]`, `[1,C,H,W]` (C = 1 or 2) and `[1,H,W]`; with `blocksize` b > 1 (see
+/// [`OutputSpec::blocksize`](super::manifest::OutputSpec::blocksize)) only
+/// `[1, b*b, H/b, W/b]`, whose mask is `W` x `H`. Dynamic dimensions fall back to the input
+/// size.
 pub fn output_geometry(
     dims: &[i64],
     input: (usize, usize),
+    blocksize: usize,
 ) -> Result<((usize, usize), usize, Layout), String> {
     let d = |i: usize, fallback: usize| {
         if dims[i] > 0 {
@@ -338,6 +350,20 @@ pub fn output_geometry(
             fallback
         }
     };
+    if blocksize > 1 {
+        let b = blocksize;
+        if dims.len() != 4 || dims[1] != (b * b) as i64 {
+            return Err(format!(
+                "unsupported output shape {dims:?} for blocksize {b}: expected [1,{},H/{b},W/{b}]",
+                b * b
+            ));
+        }
+        return Ok((
+            (d(3, input.0 / b) * b, d(2, input.1 / b) * b),
+            b * b,
+            Layout::Nchw,
+        ));
+    }
     match dims.len() {
         3 => Ok(((d(2, input.0), d(1, input.1)), 1, Layout::Nhwc)),
         4 if (1..=2).contains(&dims[3]) => Ok(((d(2, input.0), d(1, input.1)), dims[3] as usize, Layout::Nhwc)),
@@ -353,22 +379,32 @@ mod tests {
     #[test]
     fn output_geometry_of_common_shapes() {
         assert_eq!(
-            output_geometry(&[1, 256, 256, 1], (256, 256)).unwrap(),
+            output_geometry(&[1, 256, 256, 1], (256, 256), 1).unwrap(),
             ((256, 256), 1, Layout::Nhwc)
         );
         assert_eq!(
-            output_geometry(&[1, 144, 256, 2], (256, 144)).unwrap(),
+            output_geometry(&[1, 144, 256, 2], (256, 144), 1).unwrap(),
             ((256, 144), 2, Layout::Nhwc)
         );
         assert_eq!(
-            output_geometry(&[1, 2, 320, 320], (320, 320)).unwrap(),
+            output_geometry(&[1, 2, 320, 320], (320, 320), 1).unwrap(),
             ((320, 320), 2, Layout::Nchw)
         );
         assert_eq!(
-            output_geometry(&[1, -1, -1, 1], (64, 32)).unwrap(),
+            output_geometry(&[1, -1, -1, 1], (64, 32), 1).unwrap(),
             ((64, 32), 1, Layout::Nhwc)
         );
-        assert!(output_geometry(&[1, 5, 5, 5], (5, 5)).is_err());
-        assert!(output_geometry(&[256], (5, 5)).is_err());
+        assert!(output_geometry(&[1, 5, 5, 5], (5, 5), 1).is_err());
+        assert!(output_geometry(&[256], (5, 5), 1).is_err());
+        // depth-packed: [1, 4, H/2, W/2] is a W x H mask
+        assert_eq!(
+            output_geometry(&[1, 4, 72, 128], (256, 144), 2).unwrap(),
+            ((256, 144), 4, Layout::Nchw)
+        );
+        assert_eq!(
+            output_geometry(&[1, 4, -1, -1], (256, 144), 2).unwrap(),
+            ((256, 144), 4, Layout::Nchw)
+        );
+        assert!(output_geometry(&[1, 256, 256, 1], (256, 256), 2).is_err());
     }
 }

@@ -41,27 +41,42 @@ pub fn pack_bgra(
                 }
             }
             Layout::Nchw => {
-                for c in 0..3 {
-                    let out = &mut tensor[c * plane + y * width..c * plane + (y + 1) * width];
-                    for (px, o) in row.chunks_exact(4).zip(out.iter_mut()) {
-                        *o = px[src[c]] as f32 * scale[c] + bias[c];
-                    }
+                // one pass over the row writing the three planes; the channel is picked with a
+                // shift of the little-endian pixel word so that the loop vectorises
+                let (p0, rest) = tensor.split_at_mut(plane);
+                let (p1, p2) = rest.split_at_mut(plane);
+                let span = y * width..(y + 1) * width;
+                let shift = src.map(|i| 8 * i as u32);
+                let planes = p0[span.clone()]
+                    .iter_mut()
+                    .zip(&mut p1[span.clone()])
+                    .zip(&mut p2[span]);
+                for (px, ((o0, o1), o2)) in row.chunks_exact(4).zip(planes) {
+                    let v = u32::from_le_bytes([px[0], px[1], px[2], px[3]]);
+                    *o0 = ((v >> shift[0]) & 0xff) as f32 * scale[0] + bias[0];
+                    *o1 = ((v >> shift[1]) & 0xff) as f32 * scale[1] + bias[1];
+                    *o2 = ((v >> shift[2]) & 0xff) as f32 * scale[2] + bias[2];
                 }
             }
         }
     }
 }
 
-/// Turns the raw output tensor into a person-probability plane (`out`, `width * height` values in
-/// 0..1). `layout` is the layout of the output tensor (channels last for NHWC models, first for
-/// NCHW); `channels` is the output's channel count (1 or 2).
+/// Turns the raw output tensor into a person-probability plane (`out`, `width` x `height` values
+/// in 0..1, row-major; `width` = `out.len() / height`). `layout` is the layout of the output
+/// tensor (channels last for NHWC models, first for NCHW); `channels` is the output's channel
+/// count (1 or 2, or `blocksize²` for a depth-packed output: see [`OutputSpec::blocksize`]).
 pub fn person_probability(
     output: &[f32],
     channels: usize,
     layout: Layout,
     spec: &OutputSpec,
+    width: usize,
     out: &mut [f32],
 ) -> Result<(), String> {
+    if spec.blocksize > 1 {
+        return depth_to_space(output, channels, spec.blocksize, width, out);
+    }
     let plane = out.len();
     if output.len() != plane * channels {
         return Err(format!(
@@ -97,6 +112,45 @@ pub fn person_probability(
                 "output kind {kind:?} needs {} channels, model has {c}",
                 kind_channels(kind)
             ))
+        }
+    }
+    Ok(())
+}
+
+/// ONNX `DepthToSpace` of a one-channel mask with block size `b`: `output` is NCHW
+/// `[1, b * b, H / b, W / b]`, channel `dy * b + dx` holding pixel `(b * y + dy, b * x + dx)` of
+/// `out` (`width` = W px wide), clamped to 0..1.
+fn depth_to_space(
+    output: &[f32],
+    channels: usize,
+    b: usize,
+    width: usize,
+    out: &mut [f32],
+) -> Result<(), String> {
+    if channels != b * b {
+        return Err(format!(
+            "output blocksize {b} needs {} channels, model has {channels}",
+            b * b
+        ));
+    }
+    if width == 0 || width % b != 0 || out.len() % (width * b) != 0 || output.len() != out.len() {
+        return Err(format!(
+            "output has {} values for a {width}-px-wide mask of {} values in {b}x{b} blocks",
+            output.len(),
+            out.len()
+        ));
+    }
+    let (small_w, small_h) = (width / b, out.len() / width / b);
+    let small = small_w * small_h;
+    for y in 0..small_h {
+        for dy in 0..b {
+            let row = &mut out[(y * b + dy) * width..(y * b + dy + 1) * width];
+            for dx in 0..b {
+                let start = (dy * b + dx) * small + y * small_w;
+                for (x, v) in output[start..start + small_w].iter().enumerate() {
+                    row[x * b + dx] = v.clamp(0.0, 1.0);
+                }
+            }
         }
     }
     Ok(())
@@ -186,14 +240,15 @@ mod tests {
             name: "y".into(),
             kind: OutputKind::LogitsSoftmax,
             person_channel: 1,
+            blocksize: 1,
         };
         // NHWC, 2 pixels: (bg 0, person 0) -> 0.5; (bg -2, person 2) -> sigmoid(4)
         let mut out = [0f32; 2];
-        person_probability(&[0.0, 0.0, -2.0, 2.0], 2, Layout::Nhwc, &spec, &mut out).unwrap();
+        person_probability(&[0.0, 0.0, -2.0, 2.0], 2, Layout::Nhwc, &spec, 2, &mut out).unwrap();
         assert!((out[0] - 0.5).abs() < 1e-6);
         assert!((out[1] - sigmoid(4.0)).abs() < 1e-6);
         // NCHW planes: channel 0 = [0, -2], channel 1 = [0, 2]
-        person_probability(&[0.0, -2.0, 0.0, 2.0], 2, Layout::Nchw, &spec, &mut out).unwrap();
+        person_probability(&[0.0, -2.0, 0.0, 2.0], 2, Layout::Nchw, &spec, 2, &mut out).unwrap();
         assert!((out[1] - sigmoid(4.0)).abs() < 1e-6);
     }
 
@@ -203,11 +258,36 @@ mod tests {
             name: "y".into(),
             kind: OutputKind::Probability,
             person_channel: 0,
+            blocksize: 1,
         };
         let mut out = [0f32; 2];
-        person_probability(&[0.25, 1.5], 1, Layout::Nhwc, &spec, &mut out).unwrap();
+        person_probability(&[0.25, 1.5], 1, Layout::Nhwc, &spec, 2, &mut out).unwrap();
         assert_eq!(out, [0.25, 1.0]);
-        assert!(person_probability(&[0.0; 3], 1, Layout::Nhwc, &spec, &mut out).is_err());
-        assert!(person_probability(&[0.0; 4], 2, Layout::Nhwc, &spec, &mut out).is_err());
+        assert!(person_probability(&[0.0; 3], 1, Layout::Nhwc, &spec, 2, &mut out).is_err());
+        assert!(person_probability(&[0.0; 4], 2, Layout::Nhwc, &spec, 2, &mut out).is_err());
+    }
+
+    #[test]
+    fn depth_packed_output_is_rearranged_like_onnx_depth_to_space() {
+        let spec = OutputSpec {
+            name: "y".into(),
+            kind: OutputKind::Probability,
+            person_channel: 0,
+            blocksize: 2,
+        };
+        // a 4x2 mask from [1, 4, 1, 2]: channel dy * 2 + dx holds pixel (2y + dy, 2x + dx)
+        let packed = [
+            0.0, 0.1, // dy 0, dx 0: pixels (0, 0), (0, 2)
+            0.2, 0.3, // dy 0, dx 1: (0, 1), (0, 3)
+            0.4, 0.5, // dy 1, dx 0: (1, 0), (1, 2)
+            0.6, 1.7, // dy 1, dx 1: (1, 1), (1, 3); 1.7 is clamped
+        ];
+        let mut out = [9f32; 8];
+        person_probability(&packed, 4, Layout::Nchw, &spec, 4, &mut out).unwrap();
+        assert_eq!(out, [0.0, 0.2, 0.1, 0.3, 0.4, 0.6, 0.5, 1.0]);
+        // wrong channel count, width not a multiple of the block, size mismatch
+        assert!(person_probability(&packed, 2, Layout::Nchw, &spec, 4, &mut out).is_err());
+        assert!(person_probability(&packed, 4, Layout::Nchw, &spec, 3, &mut out).is_err());
+        assert!(person_probability(&packed[..4], 4, Layout::Nchw, &spec, 4, &mut out).is_err());
     }
 }
