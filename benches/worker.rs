@@ -82,7 +82,7 @@ fn bench(c: &mut Criterion) {
         let mut post = |plane: &mut Vec<f32>, model_input| {
             let region = tracker.region(source, model_input);
             tracker.observe(plane, (mw, mh), region, source, model_input);
-            let ab = refiner.refine(
+            refiner.refine(
                 plane,
                 mw,
                 mh,
@@ -92,15 +92,13 @@ fn bench(c: &mut Criterion) {
                 region,
                 &refine,
             );
-            coefficients.clear();
-            coefficients.extend_from_slice(ab);
+            refiner.swap_coefficients(&mut coefficients);
             std::hint::black_box(&coefficients);
         };
         c.bench_function(&format!("{id}/worker_step"), |b| {
             b.iter(|| {
-                let p = model.infer(&bgra, w as usize * 4).unwrap();
-                plane.clear();
-                plane.extend_from_slice(p);
+                model.infer(&bgra, w as usize * 4).unwrap();
+                model.swap_probability(&mut plane);
                 post(&mut plane, (w, h));
             })
         });
@@ -112,6 +110,8 @@ fn bench(c: &mut Criterion) {
             })
         });
         let raw = model.infer(&bgra, w as usize * 4).unwrap().to_vec();
+        // refinement works in place, so each iteration starts from a copy of the model's output
+        // (a 4-byte-per-pixel memcpy the worker itself does not make)
         c.bench_function(&format!("{id}/postprocess"), |b| {
             b.iter(|| {
                 plane.clear();

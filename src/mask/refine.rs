@@ -145,6 +145,14 @@ impl Refiner {
         }
         &self.coefficients
     }
+
+    /// Moves the coefficients of the last [`Refiner::refine`] into `other` without copying
+    /// them, by exchanging the two buffers: the next call resizes and overwrites the buffer
+    /// `other` held, so buffers passed around in a cycle are never reallocated once they have
+    /// the mask's size.
+    pub fn swap_coefficients(&mut self, other: &mut Vec<f32>) {
+        std::mem::swap(&mut self.coefficients, other);
+    }
 }
 
 /// Box mean over a `(2r+1)^2` window with edge clamping (window shrinks at the border),

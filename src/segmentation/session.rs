@@ -283,6 +283,14 @@ impl Model {
         Ok(&self.probability)
     }
 
+    /// Moves the probability plane of the last [`Model::run`] into `other` without copying it,
+    /// by exchanging the two buffers (`other` is first resized to the plane's size, which
+    /// allocates only the first time): the next run overwrites the buffer `other` held.
+    pub fn swap_probability(&mut self, other: &mut Vec<f32>) {
+        other.resize(self.probability.len(), 0.0);
+        std::mem::swap(&mut self.probability, other);
+    }
+
     /// [`Model::preprocess`] then [`Model::run`].
     pub fn infer(&mut self, bgra: &[u8], stride: usize) -> Result<&[f32], String> {
         self.preprocess(bgra, stride);

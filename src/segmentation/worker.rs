@@ -397,15 +397,13 @@ fn run(shared: &Shared) {
         let (t0, c0) = (Instant::now(), thread_cpu_ms());
         m.preprocess(&frame.bgra, frame.width as usize * 4);
         let (t1, c1) = (Instant::now(), thread_cpu_ms());
-        let result = m.run().map(|p| {
-            mask_f32.clear();
-            mask_f32.extend_from_slice(p);
-        });
+        let result = m.run().map(|_| ());
         let (t2, c2) = (Instant::now(), thread_cpu_ms());
         if let Err(e) = result {
             shared.set_state(State::Error(e));
             continue;
         }
+        m.swap_probability(&mut mask_f32); // the plane, without a copy
         let (mw, mh) = m.output_size();
         let show = tracker.observe(
             &mask_f32,
@@ -422,11 +420,9 @@ fn run(shared: &Shared) {
             out.detections += 1;
             continue;
         }
-        last_inferred.clear();
-        last_inferred.extend_from_slice(&frame.bgra);
         last_region = frame.region;
         let (gw, gh) = (frame.width as usize, frame.height as usize);
-        let ab = refiner.refine(
+        refiner.refine(
             &mut mask_f32,
             mw,
             mh,
@@ -436,8 +432,10 @@ fn run(shared: &Shared) {
             frame.region,
             &refine,
         );
-        coefficients.clear();
-        coefficients.extend_from_slice(ab);
+        // keep this frame for the motion measure without a copy: `submit` resizes and
+        // overwrites the buffer that goes back in exchange
+        std::mem::swap(&mut last_inferred, &mut frame.bgra);
+        refiner.swap_coefficients(&mut coefficients); // the coefficients, without a copy
         {
             let mut out = lock(&shared.output);
             std::mem::swap(&mut out.coefficients, &mut coefficients);
