@@ -41,6 +41,8 @@ pub struct Components {
     pub stats: Vec<Component>,
     parent: Vec<u32>,
     index: Vec<u32>,
+    /// One row's person pixels as bits (bit `x % 64` of word `x / 64`).
+    bits: Vec<u64>,
 }
 
 impl Components {
@@ -55,16 +57,13 @@ impl Components {
         let mut above = 0..0; // runs of the previous row
         for (y, row) in mask.chunks_exact(w).take(h).enumerate() {
             let start = self.runs.len();
+            // the row as bits first (4 pixels per SIMD compare), then the runs from the bit
+            // transitions: a few per row instead of a branch per pixel
+            self.bits.clear();
+            self.bits.extend(row.chunks(64).map(person_bits));
             let mut x = 0;
-            while x < w {
-                if row[x] < PERSON {
-                    x += 1;
-                    continue;
-                }
-                let x0 = x;
-                while x < w && row[x] >= PERSON {
-                    x += 1;
-                }
+            while let Some(x0) = next_bit(&self.bits, x, true, w) {
+                x = next_bit(&self.bits, x0, false, w).unwrap_or(w);
                 let id = self.parent.len() as u32;
                 self.parent.push(id);
                 self.runs.push(Run {
@@ -150,6 +149,56 @@ impl Components {
     }
 }
 
+/// Bit `i` set where `chunk[i]` (at most 64 values) is a person pixel (>= [`PERSON`]; NaN is
+/// not).
+fn person_bits(chunk: &[f32]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_cmpge_ps, _mm_loadu_ps, _mm_movemask_ps, _mm_set1_ps};
+        let quads = chunk.chunks_exact(4);
+        let tail = quads.remainder();
+        let mut m = 0u64;
+        for (i, q) in quads.enumerate() {
+            // SAFETY: SSE2 is part of the x86_64 baseline; `q` holds 4 f32 (unaligned load).
+            let ge = unsafe {
+                _mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(q.as_ptr()), _mm_set1_ps(PERSON)))
+            };
+            m |= (ge as u64) << (4 * i);
+        }
+        if tail.is_empty() {
+            m // (a shift by 64 would overflow)
+        } else {
+            m | person_bits_scalar(tail) << (chunk.len() - tail.len())
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    person_bits_scalar(chunk)
+}
+
+/// [`person_bits`] one value at a time.
+fn person_bits_scalar(chunk: &[f32]) -> u64 {
+    chunk
+        .iter()
+        .enumerate()
+        .fold(0u64, |m, (i, v)| m | (((*v >= PERSON) as u64) << i))
+}
+
+/// The first x in `from..w` whose bit in `bits` is `set`, `None` if there is none.
+fn next_bit(bits: &[u64], from: usize, set: bool, w: usize) -> Option<usize> {
+    let flip = if set { 0 } else { !0u64 };
+    let mut k = from / 64;
+    // bits of the first word below `from` are masked away
+    let mut word = (bits.get(k)? ^ flip) & (!0u64 << (from % 64));
+    loop {
+        if word != 0 {
+            let x = k * 64 + word.trailing_zeros() as usize;
+            return (x < w).then_some(x);
+        }
+        k += 1;
+        word = bits.get(k)? ^ flip;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,8 +266,14 @@ mod tests {
     #[test]
     fn runs_match_a_flood_fill_on_random_planes() {
         let mut c = Components::default();
-        for seed in 0..40 {
-            let (w, h) = (17 + seed as usize % 13, 11 + seed as usize % 7);
+        for seed in 0..60 {
+            // widths below, at and above the 64-pixel words the rows are scanned in
+            let w = match seed % 3 {
+                0 => 17 + seed as usize % 13,
+                1 => 64 * (1 + seed as usize % 2),
+                _ => 65 + seed as usize % 70,
+            };
+            let h = 11 + seed as usize % 7;
             let density = 0.2 + (seed % 5) as f32 * 0.12;
             let m = plane(seed, w, h, density);
             c.label(&m, w, h);
@@ -235,6 +290,23 @@ mod tests {
             }
             let covered: usize = c.runs.iter().map(|r| (r.x1 - r.x0) as usize).sum();
             assert_eq!(covered, m.iter().filter(|p| **p >= PERSON).count());
+        }
+    }
+
+    #[test]
+    fn simd_row_bits_match_the_scalar_form() {
+        let values = [0.0, 0.49999, 0.5, 0.50001, 1.0, f32::NAN, -1.0, 2.0];
+        for len in [0, 1, 3, 4, 5, 31, 63, 64] {
+            for seed in 0..20u64 {
+                let chunk: Vec<f32> = (0..len)
+                    .map(|i| values[((i as u64 * 7 + seed * 13) % 8) as usize])
+                    .collect();
+                assert_eq!(
+                    person_bits(&chunk),
+                    person_bits_scalar(&chunk),
+                    "len {len} seed {seed}"
+                );
+            }
         }
     }
 
