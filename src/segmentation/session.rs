@@ -43,7 +43,8 @@ pub struct Model {
     input_name: CString,
     output_name: CString,
     /// Set when the runtime refused the pre-allocated output (a model whose output shape is not
-    /// what its declared shape says): runs then go through `Session::run`, which allocates.
+    /// what its declared shape says, e.g. dynamic dimensions that are not the input size): runs
+    /// then go through `Session::run`, which allocates, and follow the real output shape.
     allocating_run: bool,
     /// Output spatial size (width, height) in px.
     output_size: (usize, usize),
@@ -169,7 +170,8 @@ impl Model {
         self.manifest.input_size()
     }
 
-    /// Mask (width, height) in px: the output's spatial size.
+    /// Mask (width, height) in px: the output's spatial size (from the declared shape; after a
+    /// [`Model::run`] that had to follow the real output, the real one).
     pub fn output_size(&self) -> (usize, usize) {
         self.output_size
     }
@@ -257,8 +259,11 @@ impl Model {
     }
 
     /// `Session::run`, letting the runtime allocate the output (the fallback of
-    /// [`Model::run`]).
+    /// [`Model::run`]). When the output's real shape gives another mask size, channel count or
+    /// layout than the declared one, the model follows it from then on (the plane is
+    /// reallocated once per change).
     fn run_allocating(&mut self) -> Result<&[f32], String> {
+        let input_size = self.input_size();
         let (_, data) = self.input.extract_tensor();
         let input = TensorRef::from_array_view((self.input_shape.as_slice(), data))
             .map_err(|e| format!("input tensor: {e}"))?;
@@ -269,9 +274,26 @@ impl Model {
         let value = outputs
             .get(self.manifest.output.name.as_str())
             .ok_or_else(|| format!("no output '{}'", self.manifest.output.name))?;
-        let (_, data) = value
+        let (shape, data) = value
             .try_extract_tensor::<f32>()
             .map_err(|e| format!("output tensor: {e}"))?;
+        let geometry = output_geometry(
+            shape,
+            (input_size.0 as usize, input_size.1 as usize),
+            self.manifest.output.blocksize,
+        )?;
+        if geometry != (self.output_size, self.output_channels, self.output_layout) {
+            let ((w, h), channels, layout) = geometry;
+            crate::info!(
+                "model output is {shape:?}: a {w}x{h} mask instead of {}x{}",
+                self.output_size.0,
+                self.output_size.1
+            );
+            self.output_size = (w, h);
+            self.output_channels = channels;
+            self.output_layout = layout;
+            self.probability.resize(w * h, 0.0);
+        }
         tensor::person_probability(
             data,
             self.output_channels,
