@@ -46,11 +46,8 @@ pub struct Model {
     /// what its declared shape says, e.g. dynamic dimensions that are not the input size): runs
     /// then go through `Session::run`, which allocates, and follow the real output shape.
     allocating_run: bool,
-    /// Output spatial size (width, height) in px.
-    output_size: (usize, usize),
-    output_channels: usize,
-    output_layout: Layout,
-    probability: Vec<f32>,
+    /// The output's geometry and the probability plane read from it.
+    plane: Plane,
     /// Why the requested execution provider is not used (`None`: it is).
     pub provider_note: Option<String>,
 }
@@ -157,10 +154,12 @@ impl Model {
             input_name: name(&manifest.input.name)?,
             output_name: name(&manifest.output.name)?,
             allocating_run: false,
-            output_size,
-            output_channels,
-            output_layout,
-            probability: vec![0.0; plane],
+            plane: Plane {
+                size: output_size,
+                channels: output_channels,
+                layout: output_layout,
+                probability: vec![0.0; plane],
+            },
             provider_note,
         })
     }
@@ -173,7 +172,7 @@ impl Model {
     /// Mask (width, height) in px: the output's spatial size (from the declared shape; after a
     /// [`Model::run`] that had to follow the real output, the real one).
     pub fn output_size(&self) -> (usize, usize) {
-        self.output_size
+        self.plane.size
     }
 
     /// Packs a BGRA image of exactly the model's input size (`stride` bytes per row) into the
@@ -209,15 +208,7 @@ impl Model {
             return self.run_allocating();
         }
         let (_, data) = self.output.extract_tensor();
-        tensor::person_probability(
-            data,
-            self.output_channels,
-            self.output_layout,
-            &self.manifest.output,
-            self.output_size.0,
-            &mut self.probability,
-        )?;
-        Ok(&self.probability)
+        self.plane.read(data, &self.manifest.output)
     }
 
     /// ONNX Runtime's `Run` on the input and output values made at load, through the `ort`
@@ -282,41 +273,58 @@ impl Model {
             (input_size.0 as usize, input_size.1 as usize),
             self.manifest.output.blocksize,
         )?;
-        if geometry != (self.output_size, self.output_channels, self.output_layout) {
+        let p = &mut self.plane;
+        if geometry != (p.size, p.channels, p.layout) {
             let ((w, h), channels, layout) = geometry;
             crate::info!(
                 "model output is {shape:?}: a {w}x{h} mask instead of {}x{}",
-                self.output_size.0,
-                self.output_size.1
+                p.size.0,
+                p.size.1
             );
-            self.output_size = (w, h);
-            self.output_channels = channels;
-            self.output_layout = layout;
-            self.probability.resize(w * h, 0.0);
+            (p.size, p.channels, p.layout) = ((w, h), channels, layout);
+            p.probability.resize(w * h, 0.0);
         }
-        tensor::person_probability(
-            data,
-            self.output_channels,
-            self.output_layout,
-            &self.manifest.output,
-            self.output_size.0,
-            &mut self.probability,
-        )?;
-        Ok(&self.probability)
+        p.read(data, &self.manifest.output)
     }
 
     /// Moves the probability plane of the last [`Model::run`] into `other` without copying it,
     /// by exchanging the two buffers (`other` is first resized to the plane's size, which
     /// allocates only the first time): the next run overwrites the buffer `other` held.
     pub fn swap_probability(&mut self, other: &mut Vec<f32>) {
-        other.resize(self.probability.len(), 0.0);
-        std::mem::swap(&mut self.probability, other);
+        other.resize(self.plane.probability.len(), 0.0);
+        std::mem::swap(&mut self.plane.probability, other);
     }
 
     /// [`Model::preprocess`] then [`Model::run`].
     pub fn infer(&mut self, bgra: &[u8], stride: usize) -> Result<&[f32], String> {
         self.preprocess(bgra, stride);
         self.run()
+    }
+}
+
+/// The output tensor's geometry and the person-probability plane read from it.
+struct Plane {
+    /// Mask (width, height) in px.
+    size: (usize, usize),
+    /// Channels of the output tensor (see [`tensor::person_probability`]).
+    channels: usize,
+    layout: Layout,
+    /// `size.0 * size.1` values in 0..1.
+    probability: Vec<f32>,
+}
+
+impl Plane {
+    /// Converts the raw output `data` into the probability plane and returns it.
+    fn read(&mut self, data: &[f32], spec: &super::manifest::OutputSpec) -> Result<&[f32], String> {
+        tensor::person_probability(
+            data,
+            self.channels,
+            self.layout,
+            spec,
+            self.size.0,
+            &mut self.probability,
+        )?;
+        Ok(&self.probability)
     }
 }
 
