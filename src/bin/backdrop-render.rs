@@ -8,7 +8,7 @@
 //! Layout: `cli` (options), `host` (libobs start/stop, modules), `logging` (libobs log capture),
 //! `sources` (input source + filter chain, settings, stats), `tap` (filter that grabs the
 //! unfiltered frame), `capture` (raw output frames, pairing), `record` (mp4 output),
-//! `png_out` (PNG files), `run` (the two modes and the report), `perf` (CPU, OBS counters and
+//! `png_out` (PNG files), `virtualcam` (OBS's virtual camera), `run` (the two modes and the report), `perf` (CPU, OBS counters and
 //! the bare model over a steady window), `alloc_count` (per-thread allocation counts).
 
 #[path = "backdrop_render/alloc_count.rs"]
@@ -33,6 +33,8 @@ mod run;
 mod sources;
 #[path = "backdrop_render/tap.rs"]
 mod tap;
+#[path = "backdrop_render/virtualcam.rs"]
+mod virtualcam;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -33,6 +33,9 @@ pub fn register() {
         get_properties: Some(get_properties),
         update: Some(update),
         video_render: Some(video_render),
+        // Called on the graphics thread's tick once per new frame of an async parent (webcam,
+        // media source): the render path hands only new frames to the worker.
+        filter_video: Some(filter_video),
         ..Default::default()
     };
     unsafe { sys::obs_register_source_s(&info, std::mem::size_of::<sys::obs_source_info>()) };
@@ -64,6 +67,8 @@ pub struct Filter {
     settings: Mutex<Settings>,
     background: Mutex<Option<Background>>,
     gpu: Mutex<render::GpuState>,
+    /// New frames of the async parent seen by `filter_video` (0 for a synchronous parent).
+    async_frames: std::sync::atomic::AtomicU64,
 }
 
 // SAFETY: the raw source pointer is only passed back to libobs, which is thread-safe for the
@@ -101,6 +106,7 @@ impl Filter {
             settings: Mutex::new(d),
             background: Mutex::new(None),
             gpu: Mutex::new(render::GpuState::default()),
+            async_frames: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -205,10 +211,21 @@ impl Filter {
             (o.sequence, o.width, o.height)
         };
         let (status, is_error) = self.status();
-        let (frames, render_ms, mask_age, readback_ms, upload_ms, readback_bytes) = {
+        let (
+            frames,
+            new_frames,
+            staged,
+            render_ms,
+            mask_age,
+            readback_ms,
+            upload_ms,
+            readback_bytes,
+        ) = {
             let gpu = lock(&self.gpu);
             (
                 gpu.frames,
+                gpu.new_frames,
+                gpu.frames_staged,
                 gpu.render_ms.clone(),
                 gpu.mask_age.clone(),
                 gpu.readback_ms.clone(),
@@ -240,6 +257,11 @@ impl Filter {
             "mask_region": region.to_array(),
             "detection_passes": detections,
             "frames_rendered": frames,
+            // rendered frames with new content (an async parent's new frames) and those staged
+            // for the worker
+            "frames_new": new_frames,
+            "frames_staged": staged,
+            "async_frames": self.async_frames.load(std::sync::atomic::Ordering::Relaxed),
             "frames_dropped": shared.frames_dropped.load(std::sync::atomic::Ordering::Relaxed),
             "preprocess_ms_median": q(&t.preprocess, 0.5),
             "inference_ms_median": q(&t.inference, 0.5),
@@ -382,6 +404,19 @@ unsafe extern "C" fn video_render(data: *mut c_void, _effect: *mut sys::gs_effec
         // Not ready, or a bug: the video never stops because of us.
         sys::obs_source_skip_video_filter(f.source);
     }
+}
+
+/// `filter_video`: an async parent chose a new frame for display this tick. Counts it and passes
+/// the frame on unchanged (libobs holds a reference around the call).
+unsafe extern "C" fn filter_video(
+    data: *mut c_void,
+    frame: *mut sys::obs_source_frame,
+) -> *mut sys::obs_source_frame {
+    if let Some(f) = filter(data) {
+        f.async_frames
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    frame
 }
 
 /// Registers `void get_stats(out string json)` on the filter's procedure handler.

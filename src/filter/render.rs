@@ -9,6 +9,7 @@ use crate::obs::{module, sys};
 use crate::segmentation::stats::Rolling;
 use crate::segmentation::worker::lock;
 use std::ffi::CStr;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// Stage surfaces in the readback ring: the frame staged now is mapped one frame later, when
@@ -22,6 +23,8 @@ struct Exchange {
     readback: Option<(f64, u64)>,
     /// Time to upload a new mask (ms).
     upload_ms: Option<f64>,
+    /// Whether this frame was staged for the worker.
+    staged: bool,
 }
 
 /// Graphics-thread state of one filter, behind a mutex in [`Filter`].
@@ -41,6 +44,13 @@ pub(crate) struct GpuState {
     pub upload_ms: Rolling,
     /// Bytes read back from the GPU, in total.
     pub readback_bytes: u64,
+    /// Frames with new content: every rendered frame of a synchronous parent, only the new
+    /// frames of an async one (see `Filter::async_frames`).
+    pub new_frames: u64,
+    /// Frames downscaled and staged for the worker.
+    pub frames_staged: u64,
+    /// `Filter::async_frames` at the last rendered frame.
+    last_async_frames: u64,
 }
 
 impl Default for GpuState {
@@ -54,6 +64,9 @@ impl Default for GpuState {
             readback_ms: Rolling::new(300),
             upload_ms: Rolling::new(300),
             readback_bytes: 0,
+            new_frames: 0,
+            frames_staged: 0,
+            last_async_frames: 0,
         }
     }
 }
@@ -208,9 +221,9 @@ impl Gpu {
     }
 
     /// Hands the small frame staged one frame earlier to the worker, downscales and stages this
-    /// frame when it is due (every `interval`th frame), and uploads a new mask if the worker
-    /// published one. Never waits for the GPU or the worker. Returns what it did, for the stats.
-    unsafe fn exchange(&mut self, filter: &Filter, frame_no: u64, interval: u32) -> Exchange {
+    /// frame when `stage` is set, and uploads a new mask if the worker published one. Never
+    /// waits for the GPU or the worker. Returns what it did, for the stats.
+    unsafe fn exchange(&mut self, filter: &Filter, frame_no: u64, stage: bool) -> Exchange {
         let shared = &filter.worker.shared;
         let mut done = Exchange::default();
         if let Some((mw, mh)) = shared.model_input_size() {
@@ -235,7 +248,7 @@ impl Gpu {
                 }
             }
             // 2. Downscale on the GPU and stage this frame, if it is one the worker should see.
-            if frame_no % interval.max(1) as u64 == 0 {
+            if stage {
                 set_vec2(self.p.out_texel, 1.0 / mw as f32, 1.0 / mh as f32);
                 let region = self.next_region;
                 set_vec4(self.p.region, region.to_array());
@@ -258,6 +271,7 @@ impl Gpu {
                     }
                     if let Some(surface) = self.ring[slot].as_mut() {
                         surface.stage(self.small.texture());
+                        done.staged = true;
                         self.ring_frame[slot] = frame_no;
                         self.ring_region[slot] = region;
                     }
@@ -398,6 +412,12 @@ impl Gpu {
     }
 }
 
+/// Whether the filter's parent is an async source (its frames arrive through `filter_video`).
+unsafe fn parent_is_async(filter: *mut sys::obs_source_t) -> bool {
+    let parent = sys::obs_filter_get_parent(filter);
+    !parent.is_null() && sys::obs_source_get_output_flags(parent) & sys::OBS_SOURCE_ASYNC != 0
+}
+
 unsafe fn set_vec4(param: *mut sys::gs_eparam_t, v: [f32; 4]) {
     let v = sys::vec4 {
         __bindgen_anon_1: sys::vec4__bindgen_ty_1 { ptr: v },
@@ -461,7 +481,22 @@ impl Filter {
                 if !gpu.render_target(self.source, w, h) {
                     return false;
                 }
-                let done = gpu.exchange(self, frame_no, params.inference_interval);
+                // An async parent (webcam, media file) that showed no new frame this tick gives
+                // the worker nothing new to see.
+                let async_frames = self.async_frames.load(Ordering::Relaxed);
+                let new_content =
+                    !parent_is_async(self.source) || async_frames != state.last_async_frames;
+                state.last_async_frames = async_frames;
+                if new_content {
+                    state.new_frames += 1;
+                }
+                let stage =
+                    new_content && state.new_frames % params.inference_interval.max(1) as u64 == 0;
+                let gpu = state.gpu.as_mut().expect("created above");
+                let done = gpu.exchange(self, frame_no, stage);
+                if done.staged {
+                    state.frames_staged += 1;
+                }
                 if let Some((ms, bytes)) = done.readback {
                     state.readback_ms.push(ms);
                     state.readback_bytes += bytes;

@@ -15,8 +15,15 @@ USAGE:
     backdrop-render --input SPEC [--input SPEC ...] [OPTIONS]
 
 INPUT:
-    --input SPEC            image (.png .jpg .jpeg .bmp), video file, or color:WxH[:AARRGGBB]
+    --input SPEC            image (.png .jpg .jpeg .bmp), video file, color:WxH[:AARRGGBB], or
+                            v4l2:/dev/videoN (a webcam, through OBS's own v4l2_input)
                             (repeatable; several images are processed one after another)
+    --webcam-format F       v4l2 inputs: yuyv or mjpeg (default: the device's current format;
+                            mjpeg is read as full range)
+    --webcam-size WxH       v4l2 inputs: capture size (default: the device's current size)
+    --webcam-fps N          v4l2 inputs: capture frame rate (default: the device's current rate)
+    --source-set KEY=VALUE  any setting of the input source (e.g. buffering=false for v4l2);
+                            VALUE parsed as for --set (repeatable)
     --input-list FILE       one input SPEC per line (blank lines and # comments ignored)
 
 OUTPUT:
@@ -24,6 +31,9 @@ OUTPUT:
     --record FILE.mp4       record the filtered output (obs_x264 CRF 18 + ffmpeg_aac, ffmpeg_muxer)
     --stills N              write N side-by-side PNGs (original | result) spread over the run,
                             OUT/still_0001.png ...
+    --virtualcam            send the output to OBS's virtual camera (virtualcam_output of the
+                            linux-v4l2 module: the first free v4l2loopback device, YUY2 at the
+                            canvas size); stopped and released at the end of the run
 
 FILTER:
     --plugin DIR            plugin folder with bin/64bit/obs-backdrop.so and data/
@@ -44,7 +54,7 @@ TIMING:
     --canvas WxH            canvas size (default: the input's size)
     --frames N              stop after N captured output frames
     --duration SECONDS      stop after this long
-    --loop                  loop video inputs (needs --frames or --duration)
+    --loop                  loop video inputs (needs --frames, --duration or --virtualcam)
     --settle N              image inputs: wait for N new masks (or N frames without the filter's
                             stats) before taking the result (default 3)
     --timeout-s SECONDS     bound on every wait (default 30)
@@ -81,7 +91,9 @@ OBS:
 Image inputs without --frames/--duration run in still mode: for each image the canvas is reset to
 its size, the result is taken once the filter has produced --settle masks of it, and
 OUT/<stem>.png (original | result) and OUT/<stem>.result.png (result alone, RGBA) are written.
-Everything else runs in run mode (continuous frames, recording, stills, fault injection).
+Everything else runs in run mode (continuous frames, recording, stills, fault injection). A
+webcam input, or a looping video sent to --virtualcam, runs without --frames/--duration until
+SIGINT or SIGTERM (a virtual camera without the OBS window), then stops cleanly with exit 0.
 OUT/report.json has frame counts, sizes, the filter's last get_stats, [backdrop] error/warning
 counts and one entry per input; in run mode also \"perf\" (see PERFORMANCE). Exit status: 0
 success; 1 setup failure (no DISPLAY, plugin or input missing, module load failed, filter not
@@ -97,11 +109,19 @@ pub enum InputSpec {
     Video(PathBuf),
     /// A solid colour (`color_source_v3`) of `width` x `height` px, colour 0xAARRGGBB.
     Color { width: u32, height: u32, argb: u32 },
+    /// A V4L2 capture device (`/dev/videoN`), read with OBS's `v4l2_input`.
+    Webcam(PathBuf),
 }
 
 impl InputSpec {
     /// Parses an input spec: `color:WxH[:AARRGGBB]`, else a path classified by its extension.
     pub fn parse(s: &str) -> Result<Self> {
+        if let Some(device) = s.strip_prefix("v4l2:") {
+            if device.is_empty() {
+                bail!("bad webcam input {s:?} (want v4l2:/dev/videoN)");
+            }
+            return Ok(InputSpec::Webcam(PathBuf::from(device)));
+        }
         if let Some(rest) = s.strip_prefix("color:") {
             let mut parts = rest.splitn(2, ':');
             let (width, height) = parse_size(parts.next().unwrap_or(""))
@@ -133,6 +153,7 @@ impl InputSpec {
     pub fn describe(&self) -> String {
         match self {
             InputSpec::Image(p) | InputSpec::Video(p) => p.display().to_string(),
+            InputSpec::Webcam(p) => format!("v4l2:{}", p.display()),
             InputSpec::Color {
                 width,
                 height,
@@ -144,7 +165,7 @@ impl InputSpec {
     /// File stem used to name per-input PNGs.
     pub fn stem(&self) -> String {
         match self {
-            InputSpec::Image(p) | InputSpec::Video(p) => p
+            InputSpec::Image(p) | InputSpec::Video(p) | InputSpec::Webcam(p) => p
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "input".into()),
@@ -184,6 +205,25 @@ impl SetValue {
             SetValue::Bool(b)
         } else {
             SetValue::Str(s.to_string())
+        }
+    }
+}
+
+/// Pixel format asked of a webcam (`--webcam-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebcamFormat {
+    /// Packed 4:2:2 YUV (`YUYV`), limited range.
+    Yuyv,
+    /// Motion JPEG (`MJPG`), decoded by libavcodec, full range.
+    Mjpeg,
+}
+
+impl WebcamFormat {
+    fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "yuyv" | "yuy2" => Ok(WebcamFormat::Yuyv),
+            "mjpeg" | "mjpg" => Ok(WebcamFormat::Mjpeg),
+            _ => bail!("--webcam-format {s:?}: want yuyv or mjpeg"),
         }
     }
 }
@@ -252,6 +292,13 @@ pub struct Options {
     pub color: Option<u32>,
     pub model: Option<String>,
     pub sets: Vec<(String, SetValue)>,
+    /// `--source-set`: settings of the input source.
+    pub source_sets: Vec<(String, SetValue)>,
+    pub webcam_format: Option<WebcamFormat>,
+    pub webcam_size: Option<(u32, u32)>,
+    pub webcam_fps: Option<u32>,
+    /// Send the output to OBS's virtual camera.
+    pub virtualcam: bool,
     pub fps: Option<Fps>,
     pub canvas: Option<(u32, u32)>,
     pub frames: Option<u64>,
@@ -290,6 +337,11 @@ impl Default for Options {
             color: None,
             model: None,
             sets: Vec::new(),
+            source_sets: Vec::new(),
+            webcam_format: None,
+            webcam_size: None,
+            webcam_fps: None,
+            virtualcam: false,
             fps: None,
             canvas: None,
             frames: None,
@@ -342,6 +394,13 @@ fn parse_rgb(s: &str) -> Result<u32> {
     u32::from_str_radix(hex, 16).with_context(|| format!("colour {s:?} is not RRGGBB"))
 }
 
+fn parse_key_value(option: &str, kv: &str) -> Result<(String, SetValue)> {
+    let (k, v) = kv
+        .split_once('=')
+        .with_context(|| format!("{option} {kv:?} is not KEY=VALUE"))?;
+    Ok((k.to_string(), SetValue::parse(v)))
+}
+
 fn read_input_list(path: &Path) -> Result<Vec<InputSpec>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read --input-list {}", path.display()))?;
@@ -386,13 +445,20 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed> {
             "--background-image" => o.background_image = Some(value("PATH")?.into()),
             "--color" => o.color = Some(parse_rgb(&value("RRGGBB")?)?),
             "--model" => o.model = Some(value("ID")?),
-            "--set" => {
-                let kv = value("KEY=VALUE")?;
-                let (k, v) = kv
-                    .split_once('=')
-                    .with_context(|| format!("--set {kv:?} is not KEY=VALUE"))?;
-                o.sets.push((k.to_string(), SetValue::parse(v)));
+            "--set" => o.sets.push(parse_key_value(&name, &value("KEY=VALUE")?)?),
+            "--source-set" => o
+                .source_sets
+                .push(parse_key_value(&name, &value("KEY=VALUE")?)?),
+            "--webcam-format" => o.webcam_format = Some(WebcamFormat::parse(&value("F")?)?),
+            "--webcam-size" => o.webcam_size = Some(parse_size(&value("WxH")?)?),
+            "--webcam-fps" => {
+                let n: u32 = value("N")?.parse().context("--webcam-fps")?;
+                if n == 0 {
+                    bail!("--webcam-fps must be > 0");
+                }
+                o.webcam_fps = Some(n);
             }
+            "--virtualcam" => o.virtualcam = true,
             "--fps" => o.fps = Some(Fps::parse(&value("FPS")?)?),
             "--canvas" => o.canvas = Some(parse_size(&value("WxH")?)?),
             "--frames" => o.frames = Some(value("N")?.parse().context("--frames")?),
@@ -465,8 +531,24 @@ fn validate(o: &Options) -> Result<()> {
     if o.inputs.len() > 1 && (o.frames.is_some() || o.duration.is_some() || o.record.is_some()) {
         bail!("--frames/--duration/--record take a single input");
     }
-    if o.looping && o.frames.is_none() && o.duration.is_none() {
-        bail!("--loop needs --frames or --duration to end");
+    if o.looping && o.frames.is_none() && o.duration.is_none() && !o.virtualcam {
+        bail!("--loop needs --frames, --duration or --virtualcam");
+    }
+    let webcams = o
+        .inputs
+        .iter()
+        .filter(|i| matches!(i, InputSpec::Webcam(_)))
+        .count();
+    if webcams > 0 && o.inputs.len() > 1 {
+        bail!("a v4l2: input must be the only input");
+    }
+    if webcams == 0
+        && (o.webcam_format.is_some() || o.webcam_size.is_some() || o.webcam_fps.is_some())
+    {
+        bail!("--webcam-format/--webcam-size/--webcam-fps need a v4l2: input");
+    }
+    if o.virtualcam && o.inputs.len() > 1 {
+        bail!("--virtualcam takes a single input");
     }
     if o.filter == FilterChoice::None
         && (o.remove_filter_after_frames.is_some() || o.settings_storm.is_some())
@@ -547,5 +629,29 @@ mod tests {
             }
         );
         assert!(InputSpec::parse("color:64").is_err());
+    }
+
+    #[test]
+    fn parses_webcam_input() {
+        let Parsed::Run(o) = parse_args(args(&[
+            "--input",
+            "v4l2:/dev/video11",
+            "--webcam-format",
+            "MJPEG",
+            "--webcam-size=640x480",
+            "--virtualcam",
+            "--source-set",
+            "buffering=false",
+        ]))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.inputs, vec![InputSpec::Webcam("/dev/video11".into())]);
+        assert_eq!(o.webcam_format, Some(WebcamFormat::Mjpeg));
+        assert_eq!(o.webcam_size, Some((640, 480)));
+        assert!(o.virtualcam);
+        assert_eq!(o.source_sets[0].1, SetValue::Bool(false));
+        assert!(InputSpec::parse("v4l2:").is_err());
+        assert!(parse_args(args(&["--input", "a.mp4", "--webcam-fps", "30"])).is_err());
     }
 }

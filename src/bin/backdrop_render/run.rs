@@ -10,6 +10,7 @@ use crate::png_out;
 use crate::record::Recorder;
 use crate::sources::{self, Chain, Data};
 use crate::tap;
+use crate::virtualcam::VirtualCam;
 use anyhow::{bail, Context, Result};
 use obs_backdrop::obs::sys;
 use serde_json::{json, Value};
@@ -59,6 +60,18 @@ fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// Whether the run ends only on SIGINT/SIGTERM: a webcam, or a looping video sent to the virtual
+/// camera, without `--frames`/`--duration`.
+pub fn runs_until_signal(o: &Options) -> bool {
+    o.frames.is_none()
+        && o.duration.is_none()
+        && match o.inputs.first() {
+            Some(InputSpec::Webcam(_)) => true,
+            Some(InputSpec::Video(_)) => o.virtualcam && o.looping,
+            _ => false,
+        }
+}
+
 /// Whether these options run in still mode (images one by one, result once settled).
 pub fn is_still_mode(o: &Options) -> bool {
     o.inputs.iter().all(|i| matches!(i, InputSpec::Image(_)))
@@ -89,7 +102,7 @@ pub fn run(o: &Options) -> Result<ExitCode> {
     if !is_still_mode(o)
         && o.frames.is_none()
         && o.duration.is_none()
-        && !matches!(o.inputs[0], InputSpec::Video(_))
+        && !matches!(o.inputs[0], InputSpec::Video(_) | InputSpec::Webcam(_))
     {
         bail!("this input needs --frames N or --duration SECONDS");
     }
@@ -205,6 +218,11 @@ fn load_modules(o: &Options, plugin_so: &Path) -> Result<()> {
             logging::host(&format!("warning: {e:#}"))
         }
         Err(e) => return Err(e),
+    }
+    let webcam = matches!(o.inputs.first(), Some(InputSpec::Webcam(_)));
+    if webcam || o.virtualcam {
+        // v4l2_input, and virtualcam_output when v4l2loopback is installed.
+        host::load_system_module("linux-v4l2", bin, data)?;
     }
     if o.filter == FilterChoice::Backdrop {
         host::load_module(plugin_so, &o.plugin_dir.join("data"))
@@ -445,7 +463,7 @@ fn still_one(
     total_frames: &mut u64,
 ) -> Result<Value> {
     let t0 = Instant::now();
-    let mut chain = Chain::create_source(input, false, index)?;
+    let mut chain = Chain::create_source(input, o, false, index)?;
     let (w, h) = chain.size();
     if w == 0 || h == 0 {
         bail!("image could not be loaded (size 0x0; see obs.log)");
@@ -546,20 +564,27 @@ struct PendingStill {
 fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result<Outcome> {
     let input = &o.inputs[0];
     let mut errors: Vec<String> = Vec::new();
-    let mut chain = Chain::create_source(input, o.looping, 0)?;
+    let mut chain = Chain::create_source(input, o, o.looping, 0)?;
 
     // Canvas size: --canvas, else the source's own size once known.
     if o.canvas.is_none() {
         let size = match input {
-            InputSpec::Video(_) if probe.is_none() => {
-                // No ffprobe: let the source decode its first frame to learn the size.
+            InputSpec::Video(_) | InputSpec::Webcam(_) if probe.is_none() => {
+                // No ffprobe (or a webcam): let the source show its first frame to learn the
+                // size.
                 unsafe { sys::obs_set_output_source(0, chain.source) };
                 let s = wait_for(o.timeout, || {
                     let s = chain.size();
                     (s.0 > 0 && s.1 > 0).then_some(s)
                 });
                 unsafe { sys::obs_set_output_source(0, std::ptr::null_mut()) };
-                s.context("video size unknown: no ffprobe and no decoded frame")?
+                s.with_context(|| {
+                    format!(
+                        "{}: no frame within {:.0} s (see obs.log)",
+                        input.describe(),
+                        o.timeout.as_secs_f64()
+                    )
+                })?
             }
             _ => {
                 let s = chain.size();
@@ -581,7 +606,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     let removal_planned = o.remove_filter_after_frames.is_some() && !chain.filter.is_null();
     CAPTURE.set_frame_limit(if removal_planned { None } else { o.frames });
     unsafe { sys::obs_set_output_source(0, chain.source) };
-    if matches!(input, InputSpec::Video(_)) {
+    if matches!(input, InputSpec::Video(_) | InputSpec::Webcam(_)) {
         // Start capturing and recording with the video's first frame, not the black canvas
         // while the decoder opens, so recorded frame i is source frame i.
         let shown = wait_for(o.timeout, || {
@@ -596,6 +621,27 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         }
     }
     canvas.start_capture();
+    // A virtual camera that cannot start is one clear error; the filter and the run go on.
+    let mut report_virtualcam_error = None;
+    let virtualcam = if o.virtualcam {
+        match VirtualCam::start() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let msg = format!("{e:#}");
+                logging::host(&format!("error: {msg}"));
+                report_virtualcam_error = Some(msg.clone());
+                errors.push(msg);
+                if runs_until_signal(o) {
+                    // Nothing to run for without the camera.
+                    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let until_signal = runs_until_signal(o);
     let recorder = match &o.record {
         Some(p) => Some(Recorder::start(p)?),
         None => None,
@@ -739,7 +785,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
             None => elapsed > o.timeout,
         };
         let limit = expected_s.unwrap_or(0.0) + o.timeout.as_secs_f64() + 1.0;
-        if stalled || elapsed.as_secs_f64() > limit {
+        if stalled || (!until_signal && elapsed.as_secs_f64() > limit) {
             errors.push(format!(
                 "timed out: {} after {:.1} s with {frames} frames",
                 if stalled {
@@ -758,7 +804,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     if o.bare_inference_runs > 0 && !interrupted() {
         perf_report["bare_session_run"] = perf::bare_inference(o, o.bare_inference_runs);
     }
-    if interrupted() {
+    if interrupted() && !until_signal {
         errors.push("interrupted by a signal".into());
     }
 
@@ -806,6 +852,8 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         },
         None => None,
     };
+    let virtualcam_started = virtualcam.is_some();
+    drop(virtualcam);
     canvas.stop_capture();
     if let Some(s) = chain.stats() {
         last_stats = Some(s);
@@ -831,6 +879,10 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     }]);
     report["stills"] = json!(stills_written);
     report["media_ended"] = json!(media_ended);
+    if o.virtualcam {
+        report["virtualcam_started"] = json!(virtualcam_started);
+        report["virtualcam_error"] = json!(report_virtualcam_error);
+    }
     if let Some(r) = &record_stats {
         report["frames_recorded"] = json!(r.frames);
         report["frames_dropped"] = json!(r.dropped);
@@ -970,8 +1022,8 @@ fn resize_input(o: &Options, chain: &Chain, w: u32, h: u32) {
                 );
             }
         }
-        InputSpec::Video(_) => {
-            logging::host("--resize-at-frame is ignored for video inputs");
+        InputSpec::Video(_) | InputSpec::Webcam(_) => {
+            logging::host("--resize-at-frame is ignored for video and webcam inputs");
             return;
         }
     }

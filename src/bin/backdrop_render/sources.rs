@@ -1,6 +1,6 @@
 //! Input sources, the filter chain on them, filter settings and the filter's statistics.
 
-use crate::cli::{FilterChoice, InputSpec, Options, SetValue};
+use crate::cli::{FilterChoice, InputSpec, Options, SetValue, WebcamFormat};
 use crate::host::{cstr, from_c, source_type_registered};
 use crate::tap;
 use anyhow::{bail, Result};
@@ -91,8 +91,32 @@ fn color_source_id() -> Result<&'static str> {
         .ok_or_else(|| anyhow::anyhow!("no color source type registered (image-source module)"))
 }
 
-/// Source id and settings for an input.
-fn input_settings(input: &InputSpec, looping: bool) -> Result<(&'static str, Data)> {
+/// V4L2 fourcc codes (`v4l2_fourcc(a, b, c, d)`) as `v4l2_input` stores them.
+const FOURCC_YUYV: i64 = 0x5659_5559;
+const FOURCC_MJPG: i64 = 0x4750_4A4D;
+/// `v4l2_input`'s `color_range` value for full range (`VIDEO_RANGE_FULL`).
+const V4L2_COLOR_RANGE_FULL: i64 = 2;
+
+/// Packs two values as `v4l2_input` stores resolution and frame interval in OBS 29
+/// (`v4l2_pack_tuple`: `a << 16 | b`); OBS 30 and later read this form too.
+fn v4l2_pack(a: u32, b: u32) -> i64 {
+    ((a as i64) << 16) | (b as i64 & 0xFFFF)
+}
+
+/// Source id and settings for an input (`--source-set` values applied last).
+fn input_settings(input: &InputSpec, o: &Options, looping: bool) -> Result<(&'static str, Data)> {
+    let (id, d) = base_input_settings(input, o, looping)?;
+    for (k, v) in &o.source_sets {
+        d.set_value(k, v);
+    }
+    Ok((id, d))
+}
+
+fn base_input_settings(
+    input: &InputSpec,
+    o: &Options,
+    looping: bool,
+) -> Result<(&'static str, Data)> {
     let d = Data::new();
     let id = match input {
         InputSpec::Image(p) => {
@@ -119,6 +143,29 @@ fn input_settings(input: &InputSpec, looping: bool) -> Result<(&'static str, Dat
                 .set_int("height", *height as i64)
                 .set_int("color", obs_color_from_argb(*argb));
             color_source_id()?
+        }
+        InputSpec::Webcam(device) => {
+            d.set_str("device_id", &device.to_string_lossy());
+            match o.webcam_format {
+                Some(WebcamFormat::Yuyv) => {
+                    d.set_int("pixelformat", FOURCC_YUYV);
+                }
+                Some(WebcamFormat::Mjpeg) => {
+                    // libavcodec decodes MJPEG to full-range YUV; v4l2_input assumes limited
+                    // range unless told, which crushes blacks and clips whites.
+                    d.set_int("pixelformat", FOURCC_MJPG)
+                        .set_int("color_range", V4L2_COLOR_RANGE_FULL);
+                }
+                None => {}
+            }
+            if let Some((w, h)) = o.webcam_size {
+                d.set_int("resolution", v4l2_pack(w, h));
+            }
+            if let Some(fps) = o.webcam_fps {
+                // timeperframe = 1 / fps
+                d.set_int("framerate", v4l2_pack(1, fps));
+            }
+            "v4l2_input"
         }
     };
     Ok((id, d))
@@ -162,13 +209,23 @@ pub struct Chain {
 
 impl Chain {
     /// Creates the input source (no filters yet). `index` makes names unique.
-    pub fn create_source(input: &InputSpec, looping: bool, index: usize) -> Result<Chain> {
+    pub fn create_source(
+        input: &InputSpec,
+        o: &Options,
+        looping: bool,
+        index: usize,
+    ) -> Result<Chain> {
         if let InputSpec::Image(p) | InputSpec::Video(p) = input {
             if !p.is_file() {
                 bail!("input {} not found", p.display());
             }
         }
-        let (id, settings) = input_settings(input, looping)?;
+        if let InputSpec::Webcam(p) = input {
+            if !p.exists() {
+                bail!("webcam {} not found", p.display());
+            }
+        }
+        let (id, settings) = input_settings(input, o, looping)?;
         if !source_type_registered(id) {
             bail!("source type {id} is not registered (module not loaded?)");
         }
