@@ -106,21 +106,7 @@ fn mean_abs_diff(a: &[u8], b: &[u8], region: &[bool]) -> f64 {
 /// Confident person and background regions of a frame, from the reference model run in the test
 /// (eroded by 3 model pixels so the edge itself is excluded).
 fn regions(model: &mut Model, rgb: &[u8], w: usize, h: usize) -> (Vec<bool>, Vec<bool>) {
-    let (mw, mh) = model.input_size();
-    let (mw, mh) = (mw as usize, mh as usize);
-    let mut bgra = vec![255u8; mw * mh * 4];
-    for y in 0..mh {
-        for x in 0..mw {
-            let (sx, sy) = (x * w / mw, y * h / mh);
-            let i = (sy * w + sx) * 3;
-            let o = (y * mw + x) * 4;
-            bgra[o] = rgb[i + 2];
-            bgra[o + 1] = rgb[i + 1];
-            bgra[o + 2] = rgb[i];
-        }
-    }
-    let p = model.infer(&bgra, mw * 4).expect("inference").to_vec();
-    let (ow, oh) = model.output_size();
+    let (p, ow, oh) = common::model_probability(model, rgb, w, h);
     let window = |x: usize, y: usize, f: &dyn Fn(f32) -> bool| {
         (y.saturating_sub(3)..(y + 4).min(oh))
             .all(|yy| (x.saturating_sub(3)..(x + 4).min(ow)).all(|xx| f(p[yy * ow + xx])))

@@ -93,4 +93,30 @@ pub fn load_bgra_stretched(path: &Path, width: u32, height: u32) -> Vec<u8> {
     }
     px
 }
+/// Runs `model` on an RGB24 frame of `w` x `h` px stretched (nearest) to the model's input and
+/// returns the person probability plane (0..1) with its width and height.
+pub fn model_probability(
+    model: &mut obs_backdrop::segmentation::session::Model,
+    rgb: &[u8],
+    w: usize,
+    h: usize,
+) -> (Vec<f32>, usize, usize) {
+    let (mw, mh) = model.input_size();
+    let (mw, mh) = (mw as usize, mh as usize);
+    let mut bgra = vec![255u8; mw * mh * 4];
+    for y in 0..mh {
+        for x in 0..mw {
+            let (sx, sy) = (x * w / mw, y * h / mh);
+            let i = (sy * w + sx) * 3;
+            let o = (y * mw + x) * 4;
+            bgra[o] = rgb[i + 2];
+            bgra[o + 1] = rgb[i + 1];
+            bgra[o + 2] = rgb[i];
+        }
+    }
+    let p = model.infer(&bgra, mw * 4).expect("inference").to_vec();
+    let (ow, oh) = model.output_size();
+    (p, ow, oh)
+}
+
 pub mod host;
