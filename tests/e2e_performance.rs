@@ -143,3 +143,70 @@ fn an_unavailable_execution_provider_falls_back_to_cpu_and_says_so() {
         .count();
     assert_eq!(warnings, 1, "fallback must be logged once:\n{}", run.log());
 }
+
+#[test]
+fn a_second_view_draws_the_frames_result_again_without_repeating_the_work() {
+    let Some(testdata) = common::testdata() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made")
+    };
+    // A video file is an async source, like a webcam; two views draw it twice per frame, as a
+    // projector or studio mode's preview and program do.
+    let video = testdata.join("video/talking_head_a.mp4");
+    let run_with = |views: &str| {
+        let args = [
+            "--input",
+            video.to_str().unwrap(),
+            "--frames",
+            "60",
+            "--stills",
+            "1",
+            "--views",
+            views,
+        ];
+        let run = host::run(&format!("views_{views}"), &plugin, &args, &[]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run
+    };
+    let (one, two) = (run_with("1"), run_with("2"));
+    for (name, run) in [("1 view", &one), ("2 views", &two)] {
+        println!(
+            "{name}: {} frames out, rendered {}, drawn {}, new {}, staged {}, inferred {}, \
+             render median {:.2} ms",
+            run.int("frames_captured"),
+            stat(run, "frames_rendered"),
+            stat(run, "draws"),
+            stat(run, "frames_new"),
+            stat(run, "frames_staged"),
+            stat(run, "frames_inferred"),
+            run.stats()["render_ms_median"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    let rendered = stat(&two, "frames_rendered");
+    // Every frame is drawn twice, but rendered (downscaled, staged, mask uploaded) once.
+    assert!(rendered >= 60, "{rendered} frames rendered");
+    assert_eq!(stat(&one, "draws"), stat(&one, "frames_rendered"));
+    assert!(
+        (stat(&two, "draws") - 2 * rendered).abs() <= 2,
+        "{} draws for {rendered} frames",
+        stat(&two, "draws")
+    );
+    // The worker sees each new source frame once, however many views draw it.
+    assert!(
+        stat(&two, "frames_staged") <= stat(&two, "frames_new"),
+        "{} staged for {} new frames",
+        stat(&two, "frames_staged"),
+        stat(&two, "frames_new")
+    );
+    assert!(
+        (stat(&two, "frames_staged") - stat(&one, "frames_staged")).abs() <= 3,
+        "staged {} with two views, {} with one",
+        stat(&two, "frames_staged"),
+        stat(&one, "frames_staged")
+    );
+    // Both views show the same picture: the person kept over the blurred background.
+    let (original, result) = common::host::Rgba::load(&two.out.join("still_0001.png")).halves();
+    assert!(original.mean_abs_diff(&result) > 2.0, "background blurred");
+}

@@ -513,3 +513,62 @@ fn a_wrong_manifest_gives_a_readable_error_and_passes_video_through() {
     );
     assert_passthrough(&run);
 }
+
+/// Whether OBS's linux-v4l2 module will register its virtual camera here: `modinfo v4l2loopback`
+/// finds the module for the running kernel.
+fn loopback_installed() -> bool {
+    std::process::Command::new("modinfo")
+        .arg("v4l2loopback")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn virtual_camera_without_v4l2loopback_is_one_clear_error_and_the_filter_runs_on() {
+    let Some(video) = video() else {
+        skip!("../shared/testdata is absent")
+    };
+    let Some(plugin) = host::plugin_dir() else {
+        skip!("plugin folder cannot be made")
+    };
+    if loopback_installed() {
+        // The kernel module works here: tests/e2e_virtualcam.rs covers the camera itself.
+        println!("skipped: v4l2loopback is installed for this kernel");
+        return;
+    }
+    let args = [
+        "--input",
+        video.to_str().unwrap(),
+        "--frames",
+        "40",
+        "--stills",
+        "2",
+        "--virtualcam",
+    ];
+    let run = host::run("no_loopback", &plugin, &args, &[]);
+    // The host reports the failure in its exit status after running the frames it was asked for.
+    assert_eq!(run.code, 3, "exit status; stderr:\n{}", run.stderr);
+    let message = run.report["virtualcam_error"].as_str().unwrap_or("");
+    println!("virtual camera error: {message}");
+    assert!(
+        message.contains("v4l2loopback") && message.contains("modprobe"),
+        "{message}"
+    );
+    assert_eq!(run.report["virtualcam_started"], false);
+    let said = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("virtual camera is not available"))
+        .count();
+    assert_eq!(said, 1, "said once on stderr:\n{}", run.stderr);
+    // The filter is unaffected: all frames came out, masks settled, no error from the plugin.
+    assert!(run.int("frames_captured") >= 40, "{}", run.report);
+    assert!(
+        run.stats()["mask_frames"].as_i64().unwrap_or(0) > 0,
+        "{}",
+        run.stats()
+    );
+    assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
+    let (original, result) = Rgba::load(&run.out.join("still_0002.png")).halves();
+    assert!(original.mean_abs_diff(&result) > 2.0, "background blurred");
+}

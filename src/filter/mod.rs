@@ -213,6 +213,7 @@ impl Filter {
         let (status, is_error) = self.status();
         let (
             frames,
+            draws,
             new_frames,
             staged,
             render_ms,
@@ -224,6 +225,7 @@ impl Filter {
             let gpu = lock(&self.gpu);
             (
                 gpu.frames,
+                gpu.draws,
                 gpu.new_frames,
                 gpu.frames_staged,
                 gpu.render_ms.clone(),
@@ -257,6 +259,8 @@ impl Filter {
             "mask_region": region.to_array(),
             "detection_passes": detections,
             "frames_rendered": frames,
+            // video_render calls drawn (a second view draws a frame's result again)
+            "draws": draws,
             // rendered frames with new content (an async parent's new frames) and those staged
             // for the worker
             "frames_new": new_frames,

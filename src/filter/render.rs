@@ -51,6 +51,10 @@ pub(crate) struct GpuState {
     pub frames_staged: u64,
     /// `Filter::async_frames` at the last rendered frame.
     last_async_frames: u64,
+    /// `video_render` calls that drew the filter's result; more than `frames` when the source
+    /// is drawn more than once per frame (a projector, studio mode), whose extra draws reuse
+    /// the frame's result.
+    pub draws: u64,
 }
 
 impl Default for GpuState {
@@ -67,6 +71,7 @@ impl Default for GpuState {
             new_frames: 0,
             frames_staged: 0,
             last_async_frames: 0,
+            draws: 0,
         }
     }
 }
@@ -526,6 +531,7 @@ impl Filter {
             drop(background);
             let has_mask = gpu.mask.is_some();
             let age = frames.saturating_sub(gpu.mask_frame) as f64;
+            state.draws += 1;
             if fresh {
                 if has_mask {
                     state.mask_age.push(age);

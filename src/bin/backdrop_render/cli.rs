@@ -34,6 +34,9 @@ OUTPUT:
     --virtualcam            send the output to OBS's virtual camera (virtualcam_output of the
                             linux-v4l2 module: the first free v4l2loopback device, YUY2 at the
                             canvas size); stopped and released at the end of the run
+    --views N               draw the filtered source N times per frame (1-8; output channels
+                            0..N-1 of the main view), as a projector or studio mode's second
+                            view draws it (default 1)
 
 FILTER:
     --plugin DIR            plugin folder with bin/64bit/obs-backdrop.so and data/
@@ -299,6 +302,8 @@ pub struct Options {
     pub webcam_fps: Option<u32>,
     /// Send the output to OBS's virtual camera.
     pub virtualcam: bool,
+    /// `--views`: times the filtered source is drawn per frame (output channels 0..views).
+    pub views: u32,
     pub fps: Option<Fps>,
     pub canvas: Option<(u32, u32)>,
     pub frames: Option<u64>,
@@ -342,6 +347,7 @@ impl Default for Options {
             webcam_size: None,
             webcam_fps: None,
             virtualcam: false,
+            views: 1,
             fps: None,
             canvas: None,
             frames: None,
@@ -459,6 +465,13 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed> {
                 o.webcam_fps = Some(n);
             }
             "--virtualcam" => o.virtualcam = true,
+            "--views" => {
+                let n: u32 = value("N")?.parse().context("--views")?;
+                if !(1..=8).contains(&n) {
+                    bail!("--views must be 1 to 8");
+                }
+                o.views = n;
+            }
             "--fps" => o.fps = Some(Fps::parse(&value("FPS")?)?),
             "--canvas" => o.canvas = Some(parse_size(&value("WxH")?)?),
             "--frames" => o.frames = Some(value("N")?.parse().context("--frames")?),

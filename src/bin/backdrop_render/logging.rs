@@ -77,7 +77,8 @@ fn level_name(lvl: c_int) -> &'static str {
     }
 }
 
-fn write_line(line: &str) {
+/// Appends `line` to obs.log (not stderr).
+pub fn write_line(line: &str) {
     if let Some(sink) = SINK.get() {
         if let Some(f) = sink.file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             let _ = writeln!(f, "{line}");

@@ -605,7 +605,10 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     chain.add_filters(o, with_tap)?;
     let removal_planned = o.remove_filter_after_frames.is_some() && !chain.filter.is_null();
     CAPTURE.set_frame_limit(if removal_planned { None } else { o.frames });
-    unsafe { sys::obs_set_output_source(0, chain.source) };
+    // The main view draws every output channel in order: more channels, more draws per frame.
+    for channel in 0..o.views {
+        unsafe { sys::obs_set_output_source(channel, chain.source) };
+    }
     if matches!(input, InputSpec::Video(_) | InputSpec::Webcam(_)) {
         // Start capturing and recording with the video's first frame, not the black canvas
         // while the decoder opens, so recorded frame i is source frame i.
@@ -628,7 +631,8 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
             Ok(v) => Some(v),
             Err(e) => {
                 let msg = format!("{e:#}");
-                logging::host(&format!("error: {msg}"));
+                // In obs.log when it happens; on stderr once, with the run's other errors.
+                logging::write_line(&format!("[backdrop-render] error: {msg}"));
                 report_virtualcam_error = Some(msg.clone());
                 errors.push(msg);
                 if runs_until_signal(o) {
@@ -859,7 +863,9 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         last_stats = Some(s);
     }
     let properties = chain.properties();
-    unsafe { sys::obs_set_output_source(0, std::ptr::null_mut()) };
+    for channel in 0..o.views {
+        unsafe { sys::obs_set_output_source(channel, std::ptr::null_mut()) };
+    }
     drop(chain);
 
     let mut report = base_report(o, canvas, frames, &last_stats);
