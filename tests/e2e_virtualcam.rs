@@ -3,7 +3,8 @@
 //! into a loopback "webcam"; the headless host reads it with OBS's own `v4l2_input`, runs Backdrop
 //! in colour mode and feeds OBS's own `virtualcam_output`; ffmpeg (the V4L2 capture API) and
 //! Chromium (`getUserMedia`) read the "OBS Virtual Camera". Then the webcam's feeder is killed and
-//! restarted with a still portrait, and the host is stopped with SIGTERM.
+//! restarted with a still portrait, and the host is stopped with SIGTERM. Last, the host starts
+//! with the module loaded but no loopback device.
 //!
 //! Judged here, on the frames each client saw: the size and format, the key colour over the
 //! background, and the IoU of the kept region with the same model's mask of the matching source
@@ -335,6 +336,29 @@ fn webcam_to_virtual_camera_to_browser() {
         "0",
         "no Video Capture after stop"
     );
+    // The module loaded with no loopback device: one clear error, exit 3, the filter ran its
+    // frames.
+    assert_eq!(fact("loopback_devices_after_reload"), "0");
+    let no_device_log = std::fs::read_to_string(out.join("no_device.log")).unwrap_or_default();
+    let no_device: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("no_device/report.json")).unwrap_or_default(),
+    )
+    .unwrap_or(serde_json::Value::Null);
+    println!(
+        "no loopback device: exit {}, error {}",
+        fact("no_device_exit"),
+        no_device["virtualcam_error"]
+    );
+    assert_eq!(fact("no_device_exit"), "3", "{no_device_log}");
+    assert_eq!(
+        no_device_log.matches("no free v4l2loopback device").count(),
+        1,
+        "{no_device_log}"
+    );
+    assert_eq!(no_device["virtualcam_started"], false);
+    assert!(no_device["frames_captured"].as_i64().unwrap_or(0) >= 5, "{no_device}");
+    assert_eq!(no_device["backdrop_errors"], 0, "{no_device}");
+
     let report: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out.join("host/report.json")).unwrap_or_default(),
     )

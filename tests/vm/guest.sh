@@ -3,7 +3,8 @@
 # kernel, the real v4l2loopback module). The user's path, with real programs at both ends:
 #   ffmpeg (fake webcam) -> /dev/video11 -> OBS v4l2_input -> Backdrop (colour mode)
 #   -> OBS virtualcam_output -> /dev/video10 -> ffmpeg (V4L2 capture) and Chromium (getUserMedia)
-# then the webcam's feeder is killed and restarted with a still portrait, and the host is stopped.
+# then the webcam's feeder is killed and restarted with a still portrait, and the host is stopped;
+# last, the host is started with the module loaded but no loopback device.
 # Writes frames and facts under $OUT for tests/e2e_virtualcam.rs to judge; judges nothing itself
 # except "did the event happen before its (generous) timeout".
 #
@@ -140,5 +141,15 @@ fact host_exit "$?"
 fact host_stop_s $((SECONDS - t))
 kill -9 "$FEEDER" 2>/dev/null
 if is_capture; then fact vcam_capture_after_stop 1; else fact vcam_capture_after_stop 0; fi
+
+# 6. No loopback device to write to: the module reloaded with none. The host says so once,
+# exits 3, and the filter runs its frames on a video file.
+modprobe -r v4l2loopback && modprobe v4l2loopback devices=0
+fact loopback_devices_after_reload "$(ls /sys/devices/virtual/video4linux 2>/dev/null | wc -l)"
+xvfb-run -a -s "-screen 0 640x480x24" target/release/backdrop-render \
+    --plugin "$PLUGIN" --out "$OUT/no_device" --input "$VIDEO" --canvas "$SIZE" \
+    --virtualcam --frames 5 --mode color --color "$KEY" --fps "$FPS" --timeout-s "$WAIT_S" \
+    >"$OUT/no_device.log" 2>&1
+fact no_device_exit "$?"
 fact guest_s $((SECONDS - T0))
 log done
