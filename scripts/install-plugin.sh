@@ -10,7 +10,8 @@
 # Usage: scripts/install-plugin.sh [DEST]
 #   DEST defaults to build/plugin (relative to the repository). For your own OBS:
 #   scripts/install-plugin.sh ~/.config/obs-studio/plugins
-# Environment: PROFILE (default release), CARGO_TARGET_DIR (default target).
+# Environment: PROFILE (default release), CARGO_TARGET_DIR (default target), PLUGIN_SO (the .so
+# to install; default CARGO_TARGET_DIR/PROFILE/libobs_backdrop.so).
 #
 # Needs a finished build and scripts/setup.sh's downloads; downloads nothing itself. DEST/obs-backdrop
 # is replaced as a whole (staged beside it, then swapped), so no stale file survives; when the
@@ -29,7 +30,7 @@ cd "$ROOT"
 ORT_VERSION=1.31.1
 PROFILE=${PROFILE:-release}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-PLUGIN_SO=$TARGET_DIR/$PROFILE/libobs_backdrop.so
+PLUGIN_SO=${PLUGIN_SO:-$TARGET_DIR/$PROFILE/libobs_backdrop.so}
 ORT_SO=build/deps/libonnxruntime.so.$ORT_VERSION
 
 log() { printf '[install-plugin] %s\n' "$*"; }

@@ -10,6 +10,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 bash scripts/setup.sh
+# Missing test data or a missing build fails a test instead of skipping it.
+export BACKDROP_REQUIRE_DATA=${BACKDROP_REQUIRE_DATA:-1}
 # By default show what the passing tests print (the measured IoU, frame counts, timings).
 [ $# -gt 0 ] || set -- -- --show-output
 if [ -n "${DISPLAY:-}" ]; then

@@ -4,9 +4,9 @@
 
 mod common;
 
+use backdrop_core::segmentation::manifest::Manifest;
+use backdrop_core::segmentation::session::{Model, SessionOptions};
 use common::host;
-use obs_backdrop::segmentation::manifest::Manifest;
-use obs_backdrop::segmentation::session::{Model, SessionOptions};
 use std::path::Path;
 use std::process::Command;
 

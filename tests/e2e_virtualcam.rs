@@ -12,9 +12,9 @@
 
 mod common;
 
+use backdrop_core::segmentation::manifest::Manifest;
+use backdrop_core::segmentation::session::{Model, SessionOptions};
 use common::host::Rgba;
-use obs_backdrop::segmentation::manifest::Manifest;
-use obs_backdrop::segmentation::session::{Model, SessionOptions};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
@@ -356,7 +356,10 @@ fn webcam_to_virtual_camera_to_browser() {
         "{no_device_log}"
     );
     assert_eq!(no_device["virtualcam_started"], false);
-    assert!(no_device["frames_captured"].as_i64().unwrap_or(0) >= 5, "{no_device}");
+    assert!(
+        no_device["frames_captured"].as_i64().unwrap_or(0) >= 5,
+        "{no_device}"
+    );
     assert_eq!(no_device["backdrop_errors"], 0, "{no_device}");
 
     let report: serde_json::Value = serde_json::from_str(

@@ -4,8 +4,8 @@
 
 mod common;
 
-use obs_backdrop::segmentation::manifest::{Layout, Manifest};
-use obs_backdrop::segmentation::session::{Model, SessionOptions};
+use backdrop_core::segmentation::manifest::{Layout, Manifest};
+use backdrop_core::segmentation::session::{Model, SessionOptions};
 
 fn compare(manifest_file: &str, reference_file: &str) {
     let Some(testdata) = common::testdata() else {

@@ -6,8 +6,8 @@
 
 mod common;
 
-use obs_backdrop::segmentation::manifest::Manifest;
-use obs_backdrop::segmentation::session::{Model, SessionOptions};
+use backdrop_core::segmentation::manifest::Manifest;
+use backdrop_core::segmentation::session::{Model, SessionOptions};
 use std::path::Path;
 use std::process::Command;
 

@@ -8,11 +8,11 @@
 //! every thread but this test's own (which decodes and crops the frames). ONNX Runtime's own C++
 //! allocations do not go through it; `backdrop-bench perf` counts those (`malloc` interposed).
 
+use backdrop_core::mask::roi::Region;
+use backdrop_core::segmentation::manifest::Manifest;
+use backdrop_core::segmentation::worker::{lock, Worker};
+use backdrop_core::settings::Settings;
 use fast_image_resize as fr;
-use obs_backdrop::filter::settings::Settings;
-use obs_backdrop::mask::roi::Region;
-use obs_backdrop::segmentation::manifest::Manifest;
-use obs_backdrop::segmentation::worker::{lock, Request, Worker};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -121,14 +121,7 @@ fn worker_steady_state_allocates_nothing() {
     let manifest = Manifest::load(&models.join(format!("{}.json", settings.model))).unwrap();
     let worker = Worker::start().expect("worker thread");
     let shared = worker.shared.clone();
-    shared.set_request(Request {
-        manifest: Some(manifest),
-        missing: String::new(),
-        refine: settings.refine_params(),
-        motion_threshold: settings.motion_threshold,
-        session: settings.session_options(),
-        aspect: settings.aspect,
-    });
+    shared.set_request(settings.request(Ok(manifest)));
 
     // One frame through the worker: crop the region it asks for, hand it over, wait until it
     // has dealt with it (published, skipped or a detection pass).

@@ -32,7 +32,7 @@ mod quality;
 mod synthetic;
 
 use anyhow::{Context, Result};
-use obs_backdrop::obs::sys;
+use backdrop_obs::sys;
 use std::ffi::CStr;
 use std::io::Write;
 use std::os::raw::{c_char, c_int, c_void};
@@ -110,11 +110,11 @@ pub fn init_runtime() -> Result<&'static ort::environment::Environment> {
     if std::env::var_os("ORT_DYLIB_PATH").is_none_or(|p| p.is_empty()) {
         let lib = quality::root()
             .join("build/deps")
-            .join(obs_backdrop::segmentation::runtime::LIBRARY_NAME);
+            .join(backdrop_core::segmentation::runtime::LIBRARY_NAME);
         // SAFETY: set once at start-up, before any other thread reads the environment.
         unsafe { std::env::set_var("ORT_DYLIB_PATH", &lib) };
     }
-    obs_backdrop::segmentation::runtime::environment()
+    backdrop_core::segmentation::runtime::environment()
         .map_err(anyhow::Error::msg)
         .context("ONNX Runtime (run scripts/setup.sh, or set ORT_DYLIB_PATH)")
 }

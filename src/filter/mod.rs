@@ -1,45 +1,20 @@
-//! The Backdrop filter (`backdrop_filter`): registration, lifecycle, settings and properties.
-//! The per-frame GPU work lives in [`render`].
+//! The Backdrop filter (`backdrop_filter`): lifecycle, settings, status and statistics, in safe
+//! Rust (`ffi` calls in from libobs). The per-frame GPU work lives in [`render`].
 
-mod properties;
+pub mod properties;
 mod render;
 pub mod settings;
 
-use crate::obs::data::Data;
-use crate::obs::gfx::ImageFile;
-use crate::obs::{cstring, module, sys};
-use crate::segmentation::manifest::{self, Manifest};
-use crate::segmentation::worker::{lock, Request, State, Worker};
-use crate::{guard, warn};
+use backdrop_core::segmentation::manifest::{self, Manifest};
+use backdrop_core::segmentation::worker::{lock, State, Worker};
+use backdrop_obs::gfx::ImageFile;
+use backdrop_obs::module;
+use backdrop_obs::source::SourceRef;
+use log::warn;
 use settings::{Mode, Settings};
-use std::ffi::c_void;
-use std::os::raw::c_char;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-
-/// The filter's id, as stored in scene collections.
-pub const FILTER_ID: &std::ffi::CStr = c"backdrop_filter";
-
-/// Registers `backdrop_filter` with libobs.
-pub fn register() {
-    let info = sys::obs_source_info {
-        id: FILTER_ID.as_ptr(),
-        type_: sys::obs_source_type::OBS_SOURCE_TYPE_FILTER,
-        output_flags: sys::OBS_SOURCE_VIDEO,
-        get_name: Some(get_name),
-        create: Some(create),
-        destroy: Some(destroy),
-        get_defaults: Some(get_defaults),
-        get_properties: Some(get_properties),
-        update: Some(update),
-        video_render: Some(video_render),
-        // Called on the graphics thread's tick once per new frame of an async parent (webcam,
-        // media source): the render path hands only new frames to the worker.
-        filter_video: Some(filter_video),
-        ..Default::default()
-    };
-    unsafe { sys::obs_register_source_s(&info, std::mem::size_of::<sys::obs_source_info>()) };
-}
 
 /// Per-frame parameters the graphics thread reads (copied, no allocation).
 #[derive(Clone, Copy, Debug)]
@@ -59,22 +34,33 @@ struct Background {
     image: Result<ImageFile, String>,
 }
 
+impl RenderParams {
+    /// The render side of `s`.
+    fn from(s: &Settings) -> Self {
+        Self {
+            mode: s.mode,
+            threshold: s.threshold,
+            edge_softness: s.edge_softness,
+            blur_strength: s.blur_strength,
+            color: s.color_rgba(),
+            inference_interval: s.inference_interval,
+        }
+    }
+}
+
 /// One filter instance.
 pub struct Filter {
-    source: *mut sys::obs_source_t,
+    source: SourceRef,
     worker: Worker,
     params: Mutex<RenderParams>,
     settings: Mutex<Settings>,
     background: Mutex<Option<Background>>,
     gpu: Mutex<render::GpuState>,
     /// New frames of the async parent seen by `filter_video` (0 for a synchronous parent).
-    async_frames: std::sync::atomic::AtomicU64,
+    async_frames: AtomicU64,
+    /// The message of a panic in `video_render`: from then on the filter passes video through.
+    panic: Mutex<Option<String>>,
 }
-
-// SAFETY: the raw source pointer is only passed back to libobs, which is thread-safe for the
-// calls made with it; all mutable state is behind mutexes.
-unsafe impl Send for Filter {}
-unsafe impl Sync for Filter {}
 
 /// The folder holding model manifests: `<plugin data>/models`.
 pub fn models_dir() -> Option<PathBuf> {
@@ -89,55 +75,62 @@ pub fn available_models() -> Vec<Manifest> {
 }
 
 impl Filter {
-    fn new(source: *mut sys::obs_source_t) -> Result<Self, String> {
+    /// A filter on `source` with the default settings and its worker thread started.
+    ///
+    /// # Errors
+    /// The worker thread cannot be started.
+    pub fn new(source: SourceRef) -> Result<Self, String> {
         let worker = Worker::start().map_err(|e| format!("cannot start worker thread: {e}"))?;
         let d = Settings::default();
         Ok(Self {
             source,
             worker,
-            params: Mutex::new(RenderParams {
-                mode: d.mode,
-                threshold: d.threshold,
-                edge_softness: d.edge_softness,
-                blur_strength: d.blur_strength,
-                color: d.color_rgba(),
-                inference_interval: d.inference_interval,
-            }),
+            params: Mutex::new(RenderParams::from(&d)),
             settings: Mutex::new(d),
             background: Mutex::new(None),
             gpu: Mutex::new(render::GpuState::default()),
-            async_frames: std::sync::atomic::AtomicU64::new(0),
+            async_frames: AtomicU64::new(0),
+            panic: Mutex::new(None),
         })
     }
 
-    fn update(&self, s: Settings) {
+    /// The filter's own source.
+    pub fn source(&self) -> SourceRef {
+        self.source
+    }
+
+    /// `filter_video`: the async parent has a new frame for this tick.
+    pub fn new_async_frame(&self) {
+        self.async_frames.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether a panic in `video_render` latched the filter into pass-through.
+    pub fn panicked(&self) -> bool {
+        lock(&self.panic).is_some()
+    }
+
+    /// Latches the filter into pass-through after a panic in `video_render`; logs it once.
+    pub fn latch_panic(&self, message: &str) {
+        let mut panic = lock(&self.panic);
+        if panic.is_none() {
+            log::error!("internal error in video_render: {message}; passing video through");
+            *panic = Some(message.to_string());
+        }
+    }
+
+    /// Applies new settings: render parameters at once, a new worker request when a setting
+    /// the worker needs changed (or on the first update).
+    pub fn update(&self, s: Settings) {
         let previous = std::mem::replace(&mut *lock(&self.settings), s.clone());
-        *lock(&self.params) = RenderParams {
-            mode: s.mode,
-            threshold: s.threshold,
-            edge_softness: s.edge_softness,
-            blur_strength: s.blur_strength,
-            color: s.color_rgba(),
-            inference_interval: s.inference_interval,
-        };
+        *lock(&self.params) = RenderParams::from(&s);
         if s.mode == Mode::Image {
             self.load_background(&s.image_path);
         }
         let worker_changed = s.worker_differs(&previous);
         let first = lock(&self.worker.shared.state).clone() == State::Starting;
         if worker_changed || first {
-            let (manifest, missing) = match find_model(&s.model, &s.custom_model_path) {
-                Ok(m) => (Some(m), String::new()),
-                Err(e) => (None, e),
-            };
-            self.worker.shared.set_request(Request {
-                manifest,
-                missing,
-                refine: s.refine_params(),
-                motion_threshold: s.motion_threshold,
-                session: s.session_options(),
-                aspect: s.aspect,
-            });
+            let manifest = find_model(&s.model, &s.custom_model_path);
+            self.worker.shared.set_request(s.request(manifest));
         }
     }
 
@@ -166,15 +159,32 @@ impl Filter {
 
     /// The status line for the properties view and whether it reports an error.
     pub fn status(&self) -> (String, bool) {
+        let c = self.condition();
+        (c.text, c.error_kind.is_some() || c.warning_kind.is_some())
+    }
+
+    /// What the filter is doing, for people (`text`) and for tools (the kinds).
+    fn condition(&self) -> Condition {
         let state = lock(&self.worker.shared.state).clone();
-        let (mut text, mut is_error) = match state {
-            State::Starting => (module::text_string("Status.Starting"), false),
-            State::Loading(id) => (fill(&module::text_string("Status.Loading"), &[&id]), false),
-            State::Running(model) => {
+        let error = |kind: &'static str, message: &str| Condition {
+            error_kind: Some(kind),
+            ..Condition::ok(
+                "error",
+                fill(&module::text_string("Status.Error"), &[message]),
+            )
+        };
+        let mut c = match state {
+            State::Starting => Condition::ok("starting", module::text_string("Status.Starting")),
+            State::Loading(id) => Condition::ok(
+                "loading",
+                fill(&module::text_string("Status.Loading"), &[&id]),
+            ),
+            State::Running(model, provider) => {
                 // One lock at a time: the graphics thread takes gpu -> input.
                 let age = lock(&self.gpu).mask_age.median().unwrap_or(0.0);
                 let t = lock(&self.worker.shared.timings);
-                (
+                let mut c = Condition::ok(
+                    "running",
                     fill(
                         &module::text_string("Status.Running"),
                         &[
@@ -184,23 +194,27 @@ impl Filter {
                             &format!("{age:.0}"),
                         ],
                     ),
-                    false,
-                )
+                );
+                c.provider = Some(provider.key());
+                c
             }
-            State::Error(e) => (fill(&module::text_string("Status.Error"), &[&e]), true),
+            State::Error(kind, e) => error(kind.as_str(), &e),
         };
         if let Some(e) = lock(&self.gpu).error.clone() {
-            text = fill(&module::text_string("Status.Error"), &[&e]);
-            is_error = true;
+            c = error("graphics", &e);
+        }
+        if let Some(p) = lock(&self.panic).clone() {
+            c = error("internal", &format!("internal error in video_render: {p}"));
         }
         if lock(&self.settings).mode == Mode::Image {
             if let Some(Background { image: Err(e), .. }) = &*lock(&self.background) {
-                text.push('\n');
-                text.push_str(&fill(&module::text_string("Status.ImageError"), &[e]));
-                is_error = true;
+                c.text.push('\n');
+                c.text
+                    .push_str(&fill(&module::text_string("Status.ImageError"), &[e]));
+                c.warning_kind = Some("background_image");
             }
         }
-        (text, is_error)
+        c
     }
 
     /// Statistics as a JSON object (for the `get_stats` procedure and the headless host).
@@ -210,7 +224,8 @@ impl Filter {
             let o = lock(&shared.output);
             (o.sequence, o.width, o.height)
         };
-        let (status, is_error) = self.status();
+        let condition = self.condition();
+        let is_error = condition.error_kind.is_some() || condition.warning_kind.is_some();
         let (
             frames,
             draws,
@@ -240,10 +255,18 @@ impl Filter {
             (o.inferred, o.skipped, o.confirmed, o.region, o.detections)
         };
         let t = lock(&shared.timings);
-        let q = |r: &crate::segmentation::stats::Rolling, p: f64| r.quantile(p);
+        let q = |r: &backdrop_core::segmentation::stats::Rolling, p: f64| r.quantile(p);
         serde_json::json!({
-            "status": status,
+            "status": condition.text,
             "error": is_error,
+            // starting | loading | running | error
+            "state": condition.state,
+            // model | runtime | inference | internal | graphics (null unless state is error)
+            "error_kind": condition.error_kind,
+            // background_image: the chosen image cannot be used; the filter blurs instead
+            "warning_kind": condition.warning_kind,
+            // the execution provider the model runs on (cpu when the chosen one is unavailable)
+            "execution_provider": condition.provider,
             "mask_frames": confirmed,
             "masks_published": mask_frames,
             "frames_inferred": inferred,
@@ -265,7 +288,7 @@ impl Filter {
             // for the worker
             "frames_new": new_frames,
             "frames_staged": staged,
-            "async_frames": self.async_frames.load(std::sync::atomic::Ordering::Relaxed),
+            "async_frames": self.async_frames.load(Ordering::Relaxed),
             "frames_dropped": shared.frames_dropped.load(std::sync::atomic::Ordering::Relaxed),
             "preprocess_ms_median": q(&t.preprocess, 0.5),
             "inference_ms_median": q(&t.inference, 0.5),
@@ -282,6 +305,28 @@ impl Filter {
             "mask_age_max": q(&mask_age, 1.0),
         })
         .to_string()
+    }
+}
+
+/// What the filter is doing: see [`Filter::condition`].
+struct Condition {
+    state: &'static str,
+    error_kind: Option<&'static str>,
+    warning_kind: Option<&'static str>,
+    /// The execution provider the model runs on (`cpu`, `cuda`, ...), while running.
+    provider: Option<&'static str>,
+    text: String,
+}
+
+impl Condition {
+    fn ok(state: &'static str, text: String) -> Self {
+        Self {
+            state,
+            error_kind: None,
+            warning_kind: None,
+            provider: None,
+            text,
+        }
     }
 }
 
@@ -340,115 +385,4 @@ pub fn load_custom_model(path: &str) -> Result<Manifest, String> {
         path.to_path_buf()
     };
     Manifest::load(&manifest_path).map_err(|e| e.to_string())
-}
-
-unsafe fn filter<'a>(data: *mut c_void) -> Option<&'a Filter> {
-    (data as *const Filter).as_ref()
-}
-
-unsafe extern "C" fn get_name(_type_data: *mut c_void) -> *const c_char {
-    guard("get_name", c"Backdrop".as_ptr(), || {
-        module::text("Backdrop")
-    })
-}
-
-unsafe extern "C" fn create(
-    settings: *mut sys::obs_data_t,
-    source: *mut sys::obs_source_t,
-) -> *mut c_void {
-    guard("create", std::ptr::null_mut(), || {
-        match Filter::new(source) {
-            Ok(f) => {
-                let f = Box::new(f);
-                f.update(Settings::read(Data(settings)));
-                let raw = Box::into_raw(f);
-                register_procs(source, raw);
-                raw as *mut c_void
-            }
-            Err(e) => {
-                crate::error!("{e}");
-                std::ptr::null_mut()
-            }
-        }
-    })
-}
-
-unsafe extern "C" fn destroy(data: *mut c_void) {
-    guard("destroy", (), || {
-        if !data.is_null() {
-            // Joins the worker (it finishes the frame in flight, a few ms) and frees GPU objects.
-            drop(Box::from_raw(data as *mut Filter));
-        }
-    })
-}
-
-unsafe extern "C" fn get_defaults(settings: *mut sys::obs_data_t) {
-    guard("get_defaults", (), || {
-        Settings::write_defaults(Data(settings))
-    })
-}
-
-unsafe extern "C" fn get_properties(data: *mut c_void) -> *mut sys::obs_properties_t {
-    guard("get_properties", std::ptr::null_mut(), || {
-        properties::build(filter(data))
-    })
-}
-
-unsafe extern "C" fn update(data: *mut c_void, settings: *mut sys::obs_data_t) {
-    guard("update", (), || {
-        if let Some(f) = filter(data) {
-            f.update(Settings::read(Data(settings)));
-        }
-    })
-}
-
-unsafe extern "C" fn video_render(data: *mut c_void, _effect: *mut sys::gs_effect_t) {
-    let Some(f) = filter(data) else { return };
-    if !guard("video_render", false, || f.render()) {
-        // Not ready, or a bug: the video never stops because of us.
-        sys::obs_source_skip_video_filter(f.source);
-    }
-}
-
-/// `filter_video`: an async parent chose a new frame for display this tick. Counts it and passes
-/// the frame on unchanged (libobs holds a reference around the call).
-unsafe extern "C" fn filter_video(
-    data: *mut c_void,
-    frame: *mut sys::obs_source_frame,
-) -> *mut sys::obs_source_frame {
-    if let Some(f) = filter(data) {
-        f.async_frames
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-    frame
-}
-
-/// Registers `void get_stats(out string json)` on the filter's procedure handler.
-unsafe fn register_procs(source: *mut sys::obs_source_t, filter: *mut Filter) {
-    let ph = sys::obs_source_get_proc_handler(source);
-    if ph.is_null() {
-        return;
-    }
-    let decl = cstring("void get_stats(out string json)");
-    sys::proc_handler_add(
-        ph,
-        decl.as_ptr(),
-        Some(get_stats_proc),
-        filter as *mut c_void,
-    );
-}
-
-unsafe extern "C" fn get_stats_proc(data: *mut c_void, cd: *mut sys::calldata_t) {
-    guard("get_stats", (), || {
-        if let Some(f) = filter(data) {
-            let json = cstring(&f.stats_json());
-            let bytes = json.as_bytes_with_nul();
-            sys::calldata_set_data(
-                cd,
-                c"json".as_ptr(),
-                bytes.as_ptr() as *const c_void,
-                bytes.len(),
-            );
-        }
-    })
 }

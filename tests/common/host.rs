@@ -28,16 +28,26 @@ impl Run {
     }
 }
 
-/// A fresh plugin folder made from this build (`scripts/install-plugin.sh` into `target/e2e`),
-/// so the tests never run a stale install. `None` when setup has not been run.
+/// A fresh plugin folder made from the build of the profile being tested
+/// (`scripts/install-plugin.sh` into `target/e2e/<profile>`), so the tests never run a stale
+/// install or another profile's `.so`. `None` when setup has not been run.
 pub fn plugin_dir() -> Option<PathBuf> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| {
         let root = super::root();
-        let dest = root.join("target/e2e/plugin");
+        // target/<profile>/backdrop-render. Cargo builds the package's library for its
+        // integration tests into target/<profile>/deps (cdylib and rlib in one compile); the
+        // .so there is the plugin of this test build (target/<profile>/libobs_backdrop.so is
+        // only refreshed by `cargo build`).
+        let exe = Path::new(env!("CARGO_BIN_EXE_backdrop-render"));
+        let profile_dir = exe.parent()?;
+        let profile = profile_dir.file_name()?.to_str()?;
+        let so = profile_dir.join("deps/libobs_backdrop.so");
+        let dest = root.join("target/e2e").join(profile);
         let ok = Command::new("bash")
             .arg(root.join("scripts/install-plugin.sh"))
             .arg(&dest)
+            .env("PLUGIN_SO", &so)
             .status()
             .is_ok_and(|s| s.success());
         ok.then(|| dest.join("obs-backdrop"))

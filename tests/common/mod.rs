@@ -17,13 +17,24 @@ pub fn testdata() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
-/// Prints why a test is skipped. Tests call `skip!(...)` and return.
+/// Prints why a test is skipped, and the test returns; with `BACKDROP_REQUIRE_DATA=1` the test
+/// fails with that reason instead.
 #[macro_export]
 macro_rules! skip {
     ($($arg:tt)*) => {{
-        eprintln!("SKIPPED {}: {}", module_path!(), format!($($arg)*));
+        let why = format!($($arg)*);
+        if $crate::common::data_required() {
+            panic!("BACKDROP_REQUIRE_DATA=1 and {why}");
+        }
+        eprintln!("SKIPPED {}: {why}", module_path!());
         return;
     }};
+}
+
+/// Whether missing test data or a missing build fails a test instead of skipping it
+/// (`BACKDROP_REQUIRE_DATA=1`, set by scripts/test.sh and .ci/run).
+pub fn data_required() -> bool {
+    std::env::var("BACKDROP_REQUIRE_DATA").is_ok_and(|v| v == "1")
 }
 
 /// Folder with the converted models and manifests made by `scripts/setup.sh`
@@ -49,7 +60,7 @@ pub fn ort_environment() -> Option<&'static ort::environment::Environment> {
     let lib = runtime_library()?;
     // SAFETY: set once, before any thread of this test binary reads the variable through the loader.
     unsafe { std::env::set_var("ORT_DYLIB_PATH", &lib) };
-    Some(obs_backdrop::segmentation::runtime::environment().expect("ONNX Runtime loads"))
+    Some(backdrop_core::segmentation::runtime::environment().expect("ONNX Runtime loads"))
 }
 
 /// Portrait ids with both an image and a mask, sorted numerically.
@@ -96,7 +107,7 @@ pub fn load_bgra_stretched(path: &Path, width: u32, height: u32) -> Vec<u8> {
 /// Runs `model` on an RGB24 frame of `w` x `h` px stretched (nearest) to the model's input and
 /// returns the person probability plane (0..1) with its width and height.
 pub fn model_probability(
-    model: &mut obs_backdrop::segmentation::session::Model,
+    model: &mut backdrop_core::segmentation::session::Model,
     rgb: &[u8],
     w: usize,
     h: usize,

@@ -1,10 +1,10 @@
 //! The configurations the quality benchmark compares (one table row each): threshold, edge
-//! softness and the refinement parameters of `obs_backdrop::mask::refine`.
+//! softness and the refinement parameters of `backdrop_core::mask::refine`.
 
 use anyhow::{bail, Context, Result};
-use obs_backdrop::filter::settings::Settings;
-use obs_backdrop::mask::refine::RefineParams;
-use obs_backdrop::mask::roi::AspectMode;
+use backdrop_core::mask::refine::RefineParams;
+use backdrop_core::mask::roi::AspectMode;
+use backdrop_core::settings::Settings;
 
 /// One pipeline configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,7 +16,7 @@ pub struct Config {
     /// Soft-threshold width, 0..1 (0 = hard cut).
     pub softness: f32,
     pub params: RefineParams,
-    /// Which part of the frame the model sees (see `obs_backdrop::mask::roi`).
+    /// Which part of the frame the model sees (see `backdrop_core::mask::roi`).
     pub aspect: AspectMode,
 }
 
@@ -115,7 +115,7 @@ impl Config {
 }
 
 /// The defaults row: (threshold, softness, refinement) exactly as the filter uses them, read
-/// from the filter's own defaults (`obs_backdrop::filter::settings::Settings::default()` and
+/// from the filter's own defaults (`backdrop_core::settings::Settings::default()` and
 /// `Settings::refine_params`), so the table cannot drift from the plugin.
 pub fn default_refinement() -> (f32, f32, RefineParams, AspectMode) {
     let s = Settings::default();

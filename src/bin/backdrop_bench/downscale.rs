@@ -14,8 +14,8 @@
 //! scaled with the downscale ratio).
 
 use anyhow::{anyhow, Result};
+use backdrop_core::mask::roi::Region;
 use fast_image_resize as fr;
-use obs_backdrop::mask::roi::Region;
 
 /// How frames are stretched to the model's input size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,7 +247,7 @@ mod tests {
             w: 0.5,
             h: 0.7,
         };
-        let letterbox = obs_backdrop::mask::roi::letterbox((64, 36), (32, 32));
+        let letterbox = backdrop_core::mask::roi::letterbox((64, 36), (32, 32));
         for (src, dst, region) in [
             ((37, 23), (16, 16), Region::FULL),
             ((640, 480), (256, 256), Region::FULL),

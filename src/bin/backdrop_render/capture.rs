@@ -8,7 +8,7 @@
 //! is fulfilled by the first output frame with `timestamp >= T`, so a duplicated or lagged frame
 //! never leaves it hanging.
 
-use obs_backdrop::obs::sys;
+use backdrop_obs::sys;
 use std::collections::{HashMap, VecDeque};
 use std::os::raw::c_void;
 use std::sync::{LazyLock, Mutex, MutexGuard};

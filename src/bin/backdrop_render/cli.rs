@@ -80,8 +80,9 @@ PERFORMANCE (report.json \"perf\"; run mode):
 FAULT INJECTION (robustness tests):
     --remove-filter-after-frames N   remove and release the filter after N frames, then keep
                                      capturing for at least 1 s
-    --settings-storm N               N obs_source_update calls in a row with varying settings,
-                                     after the first frames
+    --settings-storm N               one obs_source_update with varying settings per output
+                                     frame for N frames (from frame 5), then one restoring
+                                     the settings
     --resize-at-frame F:WxH          at frame F resize a color: input to WxH, or switch an image
                                      input to --resize-image
     --resize-image PATH              image used by --resize-at-frame for image inputs

@@ -6,7 +6,7 @@
 
 use crate::cli::Fps;
 use anyhow::{bail, Context, Result};
-use obs_backdrop::obs::sys;
+use backdrop_obs::sys;
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_void};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! libobs log capture: every `blog` line goes to `OUT/obs.log`; warnings and errors are echoed to
 //! stderr, and `[backdrop]` warnings/errors are counted for the report.
 
-use obs_backdrop::obs::sys;
+use backdrop_obs::sys;
 use std::ffi::CStr;
 use std::fs::File;
 use std::io::Write;

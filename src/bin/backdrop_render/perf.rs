@@ -18,7 +18,7 @@ use crate::alloc_count;
 use crate::capture::CAPTURE;
 use crate::cli::{InputSpec, Options, SetValue};
 use crate::sources::Chain;
-use obs_backdrop::obs::sys;
+use backdrop_obs::sys;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -259,7 +259,7 @@ impl Window {
                     graphics,
                     &workers,
                     alloc_count::mapped_range("/obs-backdrop.so"),
-                    alloc_count::mapped_range(obs_backdrop::segmentation::runtime::LIBRARY_NAME),
+                    alloc_count::mapped_range(backdrop_core::segmentation::runtime::LIBRARY_NAME),
                 );
             }
             self.start = Some(start);
@@ -488,7 +488,7 @@ pub fn prepare_runtime(o: &Options) {
     let lib = o
         .plugin_dir
         .join("bin/64bit")
-        .join(obs_backdrop::segmentation::runtime::LIBRARY_NAME);
+        .join(backdrop_core::segmentation::runtime::LIBRARY_NAME);
     // SAFETY (edition 2021: safe fn): called at start-up while the process has one thread.
     std::env::set_var("ORT_DYLIB_PATH", lib);
 }
@@ -546,7 +546,7 @@ fn input_frame(input: &InputSpec, w: u32, h: u32) -> Option<Vec<u8>> {
 }
 
 /// `--bare-inference-runs N`: times `Session::run` of the filter's model, built with
-/// [`obs_backdrop::segmentation::session::build_session`] and the filter's session options, on
+/// [`backdrop_core::segmentation::session::build_session`] and the filter's session options, on
 /// one real frame of the input packed as the worker packs it; 10 warm-up runs first.
 ///
 /// The runs are paced at the canvas frame interval, one per frame like the worker's, not back to
@@ -560,16 +560,16 @@ pub fn bare_inference(o: &Options, runs: u32) -> Value {
 }
 
 fn bare_inference_inner(o: &Options, runs: u32) -> Result<Value, String> {
-    use obs_backdrop::segmentation::manifest::Manifest;
-    use obs_backdrop::segmentation::session::{build_session, SessionOptions};
-    use obs_backdrop::segmentation::tensor;
+    use backdrop_core::segmentation::manifest::Manifest;
+    use backdrop_core::segmentation::session::{build_session, SessionOptions};
+    use backdrop_core::segmentation::tensor;
     use ort::value::TensorRef;
 
     let id = model_id(o);
     let manifest_path: PathBuf = o.plugin_dir.join("data/models").join(format!("{id}.json"));
     let manifest = Manifest::load(&manifest_path)
         .map_err(|e| format!("manifest {}: {e}", manifest_path.display()))?;
-    let env = obs_backdrop::segmentation::runtime::environment().map_err(str::to_string)?;
+    let env = backdrop_core::segmentation::runtime::environment().map_err(str::to_string)?;
     let mut options = SessionOptions::default();
     if let Some(n) = intra_threads(o) {
         options.intra_threads = n;
@@ -625,7 +625,7 @@ fn bare_inference_inner(o: &Options, runs: u32) -> Result<Value, String> {
 /// Bare runs through an `IoBinding` with the input and a preallocated output bound once.
 fn bare_binding(
     session: &mut ort::session::Session,
-    manifest: &obs_backdrop::segmentation::manifest::Manifest,
+    manifest: &backdrop_core::segmentation::manifest::Manifest,
     shape: &[i64],
     packed: &[f32],
     runs: u32,

@@ -8,7 +8,7 @@
 use crate::host::from_c;
 use crate::sources::Data;
 use anyhow::{bail, Result};
-use obs_backdrop::obs::sys;
+use backdrop_obs::sys;
 use std::os::raw::c_void;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};

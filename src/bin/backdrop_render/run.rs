@@ -12,7 +12,7 @@ use crate::sources::{self, Chain, Data};
 use crate::tap;
 use crate::virtualcam::VirtualCam;
 use anyhow::{bail, Context, Result};
-use obs_backdrop::obs::sys;
+use backdrop_obs::sys;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -680,8 +680,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     let mut last_stats = chain.stats();
     let mut last_stats_at = Instant::now();
     let mut removal_at: Option<(Instant, u64)> = None;
-    let mut storm_done = o.settings_storm.is_none();
-    let mut storm_updates = 0u32;
+    let mut storm = Storm::default();
     let mut resize_done_at: Option<u64> = None;
     let mut media_ended = false;
     let mut ended_at: Option<Instant> = None;
@@ -717,10 +716,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
                 removal_at = Some((Instant::now(), frames));
             }
         }
-        if !storm_done && frames >= STORM_AFTER_FRAMES {
-            storm_updates = settings_storm(o, &chain, o.settings_storm.unwrap_or(0));
-            storm_done = true;
-        }
+        storm.step(o, &chain, frames);
         if let Some((f, w, h)) = o.resize_at_frame {
             if resize_done_at.is_none() && frames >= f {
                 resize_input(o, &chain, w, h);
@@ -900,7 +896,10 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         report["frames_after_filter_removed"] = json!(frames.saturating_sub(at));
     }
     if o.settings_storm.is_some() {
-        report["settings_storm_updates"] = json!(storm_updates);
+        report["settings_storm_updates"] = json!(storm.updates);
+        report["settings_storm_frames"] =
+            json!(storm.last_frame.saturating_sub(storm.first_frame) + 1);
+        report["settings_storm_restored"] = json!(storm.done);
     }
     if let Some(f) = resize_done_at {
         report["resized_at_frame"] = json!(f);
@@ -956,58 +955,99 @@ fn service_stills(
     });
 }
 
-/// `--settings-storm N`: N `obs_source_update` calls in a row cycling modes, thresholds, models,
-/// colours, aspect handling and refinement settings, then one more restoring the settings the filter had before (keys the storm set
-/// and the filter did not have go back to their defaults). Returns the calls made.
-fn settings_storm(o: &Options, chain: &Chain, n: u32) -> u32 {
+/// Keys `--settings-storm` sets; restored to what the filter had before when it ends (keys the
+/// filter did not have go back to their defaults).
+const STORM_KEYS: [&str; 9] = [
+    "mode",
+    "threshold",
+    "color",
+    "model",
+    "image_path",
+    "aspect",
+    "mask_expand",
+    "min_blob_percent",
+    "edge_aware",
+];
+
+/// Update `i` of `--settings-storm`: one `obs_source_update` cycling modes, thresholds, models,
+/// colours, aspect handling and refinement settings.
+fn storm_update(o: &Options, chain: &Chain, i: usize) {
     const MODES: [&str; 4] = ["blur", "color", "image", "transparent"];
     const MODELS: [&str; 2] = ["selfie_general", "selfie_landscape"];
     const ASPECTS: [&str; 3] = ["roi", "stretch", "letterbox"];
-    const KEYS: [&str; 9] = [
-        "mode",
-        "threshold",
-        "color",
-        "model",
-        "image_path",
-        "aspect",
-        "mask_expand",
-        "min_blob_percent",
-        "edge_aware",
-    ];
-    let Some(before) = chain.filter_settings_json() else {
-        return 0;
-    };
-    logging::host(&format!("settings storm: {n} updates"));
-    for i in 0..n as usize {
-        let d = Data::new();
-        d.set_str("mode", MODES[i % MODES.len()])
-            .set_double("threshold", 0.1 + 0.8 * ((i * 37) % 100) as f64 / 100.0)
-            .set_int(
-                "color",
-                sources::obs_color_from_rgb((i as u32).wrapping_mul(0x9E3779) & 0xFF_FFFF),
-            );
-        if i % 3 == 0 {
-            d.set_str("model", MODELS[(i / 3) % MODELS.len()]);
-        }
-        if i % 2 == 0 {
-            d.set_str("aspect", ASPECTS[(i / 2) % ASPECTS.len()])
-                .set_double("mask_expand", ((i % 7) as f64) - 3.0)
-                .set_double("min_blob_percent", (i % 5) as f64 * 0.5)
-                .set_bool("edge_aware", i % 4 == 0);
-        }
-        if let Some(p) = &o.background_image {
-            d.set_str(
-                "image_path",
-                &std::path::absolute(p)
-                    .unwrap_or(p.clone())
-                    .to_string_lossy(),
-            );
-        }
-        chain.update_filter(&d);
+    let d = Data::new();
+    d.set_str("mode", MODES[i % MODES.len()])
+        .set_double("threshold", 0.1 + 0.8 * ((i * 37) % 100) as f64 / 100.0)
+        .set_int(
+            "color",
+            sources::obs_color_from_rgb((i as u32).wrapping_mul(0x9E3779) & 0xFF_FFFF),
+        );
+    if i % 3 == 0 {
+        d.set_str("model", MODELS[(i / 3) % MODELS.len()]);
     }
-    chain.restore_filter_settings(&before, &KEYS);
-    logging::host(&format!("settings storm done; restored {before}"));
-    n + 1
+    if i % 2 == 0 {
+        d.set_str("aspect", ASPECTS[(i / 2) % ASPECTS.len()])
+            .set_double("mask_expand", ((i % 7) as f64) - 3.0)
+            .set_double("min_blob_percent", (i % 5) as f64 * 0.5)
+            .set_bool("edge_aware", i % 4 == 0);
+    }
+    if let Some(p) = &o.background_image {
+        d.set_str(
+            "image_path",
+            &std::path::absolute(p)
+                .unwrap_or(p.clone())
+                .to_string_lossy(),
+        );
+    }
+    chain.update_filter(&d);
+}
+
+/// `--settings-storm N`: one update per output frame for N frames, then one restoring the
+/// settings the filter had before.
+#[derive(Default)]
+struct Storm {
+    /// The filter's settings before the first update (JSON).
+    before: Option<String>,
+    /// Updates made, the restore included.
+    updates: u32,
+    /// Output frame of the first and of the last update.
+    first_frame: u64,
+    last_frame: u64,
+    done: bool,
+}
+
+impl Storm {
+    /// Called on each poll of the run loop with the output frames so far: one update when a new
+    /// frame came out since the last one.
+    fn step(&mut self, o: &Options, chain: &Chain, frames: u64) {
+        let Some(n) = o.settings_storm else { return };
+        if self.done
+            || frames < STORM_AFTER_FRAMES
+            || (self.updates > 0 && frames == self.last_frame)
+        {
+            return;
+        }
+        if self.updates == 0 {
+            self.before = chain.filter_settings_json();
+            self.first_frame = frames;
+            logging::host(&format!(
+                "settings storm: {n} updates, one per frame, from frame {frames}"
+            ));
+        }
+        if self.updates < n {
+            storm_update(o, chain, self.updates as usize);
+        } else {
+            if let Some(before) = &self.before {
+                chain.restore_filter_settings(before, &STORM_KEYS);
+            }
+            self.done = true;
+            logging::host(&format!(
+                "settings storm done at frame {frames}; settings restored"
+            ));
+        }
+        self.updates += 1;
+        self.last_frame = frames;
+    }
 }
 
 /// `--resize-at-frame`: a colour input gets the new size, an image input the `--resize-image`.

@@ -4,7 +4,7 @@ use crate::cli::{FilterChoice, InputSpec, Options, SetValue, WebcamFormat};
 use crate::host::{cstr, from_c, source_type_registered};
 use crate::tap;
 use anyhow::{bail, Result};
-use obs_backdrop::obs::sys;
+use backdrop_obs::sys;
 use std::os::raw::c_char;
 use std::path::Path;
 
@@ -351,7 +351,7 @@ impl Chain {
         if self.filter.is_null() || self.filter_kind != FilterChoice::Backdrop {
             return None;
         }
-        let text = |p: *const std::os::raw::c_char| unsafe { obs_backdrop::obs::from_cstr(p) };
+        let text = |p: *const std::os::raw::c_char| unsafe { backdrop_obs::from_cstr(p) };
         let mut out = Vec::new();
         unsafe {
             let props = sys::obs_source_properties(self.filter);

@@ -15,7 +15,7 @@
 //! frame's video time to [`crate::capture::CAPTURE`].
 
 use crate::capture::{Frame, CAPTURE};
-use obs_backdrop::obs::sys;
+use backdrop_obs::sys;
 use std::os::raw::{c_char, c_void};
 
 /// Source id of the tap filter.

@@ -9,7 +9,7 @@
 use crate::host::{cstr, from_c};
 use crate::logging;
 use anyhow::{bail, Result};
-use obs_backdrop::obs::sys;
+use backdrop_obs::sys;
 use std::time::{Duration, Instant};
 
 /// Output type id registered by OBS's linux-v4l2 module.

@@ -50,7 +50,12 @@ pub fn environment() -> Result<&'static ort::environment::Environment, &'static 
 /// Tries `dlopen` on `path` so that a failure carries the loader's own reason (`dlerror`), which
 /// `ort`'s error does not always include.
 fn check_loadable(path: &Path) -> Result<(), String> {
-    let c = crate::obs::cstring(&path.to_string_lossy());
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return Err(format!(
+            "ONNX Runtime cannot be loaded: NUL in path {}",
+            path.display()
+        ));
+    };
     // SAFETY: plain dlopen/dlclose/dlerror; the handle is closed again (ort opens its own).
     unsafe {
         let handle = libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
@@ -88,7 +93,7 @@ fn load() -> Result<ort::environment::Environment, String> {
         .with_name("obs-backdrop")
         .build()
         .map_err(|e| format!("ONNX Runtime environment failed: {e}"))?;
-    crate::info!("ONNX Runtime loaded from {}", path.display());
+    log::info!("ONNX Runtime loaded from {}", path.display());
     Ok(env)
 }
 
@@ -143,6 +148,13 @@ impl Provider {
             .iter()
             .find(|p| p.1 == value)
             .map_or(Provider::Cpu, |p| p.0)
+    }
+    /// The setting value for it, e.g. `cuda`.
+    pub fn key(self) -> &'static str {
+        PROVIDERS
+            .iter()
+            .find(|p| p.0 == self)
+            .map_or("cpu", |p| p.1)
     }
     /// ONNX Runtime's name for it, e.g. `CUDAExecutionProvider`.
     pub fn runtime_name(self) -> &'static str {

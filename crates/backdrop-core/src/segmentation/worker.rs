@@ -5,7 +5,7 @@
 
 use super::manifest::Manifest;
 use super::motion;
-use super::runtime;
+use super::runtime::{self, Provider};
 use super::session::{Model, SessionOptions};
 use super::stats::Rolling;
 use crate::mask::refine::{RefineParams, Refiner};
@@ -21,12 +21,10 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// What the worker should run: set by the filter's `update`, read by the worker.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Request {
-    /// The model to load (`None`: no valid model selected).
-    pub manifest: Option<Manifest>,
-    /// Why `manifest` is `None`, for the status line.
-    pub missing: String,
+    /// The model to load, or why there is no valid one (for the status line).
+    pub manifest: Result<Manifest, String>,
     /// Mask refinement applied after inference.
     pub refine: RefineParams,
     /// Skip inference while no block of the small frame changed by more than this many levels
@@ -35,6 +33,19 @@ pub struct Request {
     pub session: SessionOptions,
     /// Which part of the frame the model sees (see `mask::roi`).
     pub aspect: AspectMode,
+}
+
+impl Default for Request {
+    /// No model yet (before the filter's first `update`).
+    fn default() -> Self {
+        Self {
+            manifest: Err("no model chosen yet".into()),
+            refine: RefineParams::default(),
+            motion_threshold: 0.0,
+            session: SessionOptions::default(),
+            aspect: AspectMode::default(),
+        }
+    }
 }
 
 /// One small BGRA frame at the model's input size, handed from the graphics thread.
@@ -97,7 +108,7 @@ fn lower_priority() {
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         if libc::setpriority(libc::PRIO_PROCESS, tid, WORKER_NICE) != 0 {
-            crate::warn!("cannot lower the segmentation worker's priority");
+            log::warn!("cannot lower the segmentation worker's priority");
         }
     }
 }
@@ -113,6 +124,31 @@ fn thread_cpu_ms() -> f64 {
     ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 * 1e-6
 }
 
+/// What kind of failure a [`State::Error`] is, for tools and tests (the message is for people).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No usable model: unknown id, missing or corrupt file, invalid or unsuitable manifest.
+    Model,
+    /// ONNX Runtime cannot be loaded.
+    Runtime,
+    /// The model loaded but running it failed.
+    Inference,
+    /// A bug: the worker panicked.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The kind as a stable snake_case word (the filter's stats `error_kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Model => "model",
+            ErrorKind::Runtime => "runtime",
+            ErrorKind::Inference => "inference",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
 /// Worker state shown in the filter's properties.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum State {
@@ -120,10 +156,11 @@ pub enum State {
     Starting,
     /// Loading the runtime or the model.
     Loading(String),
-    /// Model loaded and running (its manifest id).
-    Running(String),
-    /// A failure the user can fix; video passes through unchanged.
-    Error(String),
+    /// Model loaded and running: its manifest id (with why the requested execution provider is
+    /// not used, if so) and the execution provider it runs on.
+    Running(String, Provider),
+    /// A failure, with its kind and a message for people; video passes through unchanged.
+    Error(ErrorKind, String),
 }
 
 /// Timing statistics of the worker, in ms.
@@ -245,8 +282,8 @@ impl Shared {
         let mut current = lock(&self.state);
         if *current != state {
             match &state {
-                State::Error(message) => crate::warn!("{message}"),
-                State::Running(label) => crate::info!("model {label} running"),
+                State::Error(_, message) => log::warn!("{message}"),
+                State::Running(label, _) => log::info!("model {label} running"),
                 _ => {}
             }
             *current = state;
@@ -275,9 +312,10 @@ impl Worker {
                 {
                     s.input_size.store(0, Ordering::Release);
                     s.set_state(State::Error(
+                        ErrorKind::Internal,
                         "internal error in the segmentation worker (see log)".into(),
                     ));
-                    crate::error!("segmentation worker panicked; the filter passes video through");
+                    log::error!("segmentation worker panicked; the filter passes video through");
                 }
             })?;
         Ok(Self {
@@ -350,7 +388,7 @@ fn run(shared: &Shared) {
                 refiner.reset();
             }
             let same_model = match (&model, &request.manifest) {
-                (Some(m), Some(wanted)) => m.manifest == *wanted,
+                (Some(m), Ok(wanted)) => m.manifest == *wanted,
                 _ => false,
             };
             if !same_model {
@@ -400,7 +438,7 @@ fn run(shared: &Shared) {
         let result = m.run().map(|_| ());
         let (t2, c2) = (Instant::now(), thread_cpu_ms());
         if let Err(e) = result {
-            shared.set_state(State::Error(e));
+            shared.set_state(State::Error(ErrorKind::Inference, e));
             continue;
         }
         m.swap_probability(&mut mask_f32); // the plane, without a copy
@@ -458,32 +496,35 @@ fn run(shared: &Shared) {
         t.inference_cpu.push(c2 - c1);
         t.total_cpu.push(c3 - c0);
         drop(t);
-        if !matches!(*lock(&shared.state), State::Running(_)) {
+        if !matches!(*lock(&shared.state), State::Running(..)) {
             let label = match &m.provider_note {
                 Some(note) => format!("{} ({note})", m.manifest.id),
                 None => m.manifest.id.clone(),
             };
-            shared.set_state(State::Running(label));
+            shared.set_state(State::Running(label, m.provider));
         }
     }
 }
 
 fn load_model(shared: &Shared, request: &Request) -> Option<Model> {
-    let Some(manifest) = &request.manifest else {
-        shared.set_state(State::Error(request.missing.clone()));
-        return None;
+    let manifest = match &request.manifest {
+        Ok(m) => m,
+        Err(why) => {
+            shared.set_state(State::Error(ErrorKind::Model, why.clone()));
+            return None;
+        }
     };
     shared.set_state(State::Loading(manifest.id.clone()));
     let env = match runtime::environment() {
         Ok(env) => env,
         Err(e) => {
-            shared.set_state(State::Error(e.to_string()));
+            shared.set_state(State::Error(ErrorKind::Runtime, e.to_string()));
             return None;
         }
     };
     match Model::load(env, manifest, request.session) {
         Ok(m) => {
-            crate::info!(
+            log::info!(
                 "model '{}' loaded from {}",
                 manifest.id,
                 manifest.model_path().display()
@@ -491,7 +532,7 @@ fn load_model(shared: &Shared, request: &Request) -> Option<Model> {
             Some(m)
         }
         Err(e) => {
-            shared.set_state(State::Error(e));
+            shared.set_state(State::Error(ErrorKind::Model, e));
             None
         }
     }

@@ -19,6 +19,8 @@
 //! `backdrop-bench quality`.
 
 use super::components::Components;
+#[cfg(test)]
+use crate::settings::Choice;
 
 /// A rectangle in the source frame's normalised coordinates (uv: 0..1 across the frame, y down).
 /// `x, y` is the top-left corner, `w, h` the size; may extend past 0..1 (letterbox padding).
@@ -116,37 +118,17 @@ impl Region {
     }
 }
 
-/// How the frame is fitted to the model's input (the filter's `aspect` setting).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum AspectMode {
-    /// Person region of interest (the default; falls back to the whole frame, stretched, while
-    /// no person is found).
-    #[default]
-    RegionOfInterest,
-    /// The whole frame, stretched to the input size.
-    Stretch,
-    /// The whole frame, aspect kept, padded black to the input's aspect ratio.
-    Letterbox,
-}
-
-impl AspectMode {
-    /// Settings value -> mode (`"roi"`, `"stretch"`, `"letterbox"`); unknown values give the
-    /// default.
-    pub fn from_key(key: &str) -> Self {
-        match key {
-            "stretch" => Self::Stretch,
-            "letterbox" => Self::Letterbox,
-            _ => Self::RegionOfInterest,
-        }
-    }
-
-    /// The settings value of this mode.
-    pub fn key(self) -> &'static str {
-        match self {
-            Self::RegionOfInterest => "roi",
-            Self::Stretch => "stretch",
-            Self::Letterbox => "letterbox",
-        }
+crate::choice! {
+    /// How the frame is fitted to the model's input (the filter's `aspect` setting).
+    pub enum AspectMode {
+        /// Person region of interest (the default; falls back to the whole frame, stretched,
+        /// while no person is found).
+        #[default]
+        RegionOfInterest = ("roi", "Aspect.Roi"),
+        /// The whole frame, stretched to the input size.
+        Stretch = ("stretch", "Aspect.Stretch"),
+        /// The whole frame, aspect kept, padded black to the input's aspect ratio.
+        Letterbox = ("letterbox", "Aspect.Letterbox"),
     }
 }
 
@@ -659,16 +641,9 @@ mod tests {
         let mut l = RegionTracker::new(AspectMode::Letterbox);
         assert!(l.observe(&p, (8, 8), Region::FULL, (640, 480), (8, 8)));
         assert_eq!(l.region((640, 480), (8, 8)), letterbox((640, 480), (8, 8)));
-        assert_eq!(
-            AspectMode::from_key("nonsense"),
-            AspectMode::RegionOfInterest
-        );
-        for m in [
-            AspectMode::RegionOfInterest,
-            AspectMode::Stretch,
-            AspectMode::Letterbox,
-        ] {
-            assert_eq!(AspectMode::from_key(m.key()), m);
+        assert_eq!(AspectMode::from_value("nonsense"), None);
+        for &m in AspectMode::ALL {
+            assert_eq!(AspectMode::from_value(m.value()), Some(m));
         }
     }
 

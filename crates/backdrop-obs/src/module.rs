@@ -1,6 +1,6 @@
 //! Module-wide state libobs hands us: the module pointer, the locale lookup, data-file paths.
 
-use super::{cstring, from_cstr, sys};
+use crate::{cstring, from_cstr, sys};
 use std::ffi::CString;
 use std::os::raw::c_char;
 use std::path::PathBuf;
@@ -41,6 +41,7 @@ pub unsafe fn set_locale(locale: *const c_char) {
 pub fn free_locale() {
     let old = LOOKUP.swap(std::ptr::null_mut(), Ordering::SeqCst);
     if !old.is_null() {
+        // SAFETY: made by obs_module_load_locale; swapped out above, so destroyed once.
         unsafe { sys::text_lookup_destroy(old) };
     }
 }
@@ -54,6 +55,7 @@ pub unsafe fn text_ptr(key: *const c_char) -> *const c_char {
     let mut out = key;
     let lookup = LOOKUP.load(Ordering::SeqCst);
     if !lookup.is_null() {
+        // SAFETY: a live lookup; `key` is NUL-terminated (the caller's contract).
         unsafe { sys::text_lookup_getstr(lookup, key, &mut out) };
     }
     out
@@ -62,6 +64,7 @@ pub unsafe fn text_ptr(key: *const c_char) -> *const c_char {
 /// Translated text for `key` from `data/locale/*.ini`, as a pointer valid until unload.
 pub fn text(key: &str) -> *const c_char {
     let k = cstring(key);
+    // SAFETY: `k` is NUL-terminated.
     let found = unsafe { text_ptr(k.as_ptr()) };
     if found != k.as_ptr() {
         return found;
@@ -74,6 +77,7 @@ pub fn text(key: &str) -> *const c_char {
 
 /// Translated text for `key` as an owned `String`.
 pub fn text_string(key: &str) -> String {
+    // SAFETY: `text` returns a NUL-terminated string that lives until unload.
     unsafe { from_cstr(text(key)) }
 }
 

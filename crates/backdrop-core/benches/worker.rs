@@ -6,13 +6,13 @@
 //!
 //! `cargo bench --bench worker` (needs `scripts/setup.sh` and `../shared/testdata`).
 
+use backdrop_core::mask::refine::Refiner;
+use backdrop_core::mask::roi::RegionTracker;
+use backdrop_core::segmentation::manifest::Manifest;
+use backdrop_core::segmentation::session::{build_session, Model, SessionOptions};
+use backdrop_core::segmentation::{motion, tensor};
+use backdrop_core::settings::Settings;
 use criterion::{criterion_group, criterion_main, Criterion};
-use obs_backdrop::filter::settings::Settings;
-use obs_backdrop::mask::refine::Refiner;
-use obs_backdrop::mask::roi::RegionTracker;
-use obs_backdrop::segmentation::manifest::Manifest;
-use obs_backdrop::segmentation::session::{build_session, Model, SessionOptions};
-use obs_backdrop::segmentation::{motion, tensor};
 use ort::value::TensorRef;
 use std::path::PathBuf;
 
@@ -33,7 +33,7 @@ fn bench(c: &mut Criterion) {
     }
     // SAFETY: set before any thread reads it.
     unsafe { std::env::set_var("ORT_DYLIB_PATH", &ort_lib) };
-    let env = obs_backdrop::segmentation::runtime::environment().expect("runtime");
+    let env = backdrop_core::segmentation::runtime::environment().expect("runtime");
 
     for id in ["selfie_general", "selfie_landscape"] {
         let manifest = Manifest::load(&models.join(format!("{id}.json"))).unwrap();

@@ -5,6 +5,8 @@
     non_snake_case,
     dead_code,
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    unsafe_op_in_unsafe_fn,
     unnecessary_transmutes
 )]
 include!(concat!(env!("OUT_DIR"), "/obs_bindings.rs"));

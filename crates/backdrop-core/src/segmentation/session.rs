@@ -50,6 +50,8 @@ pub struct Model {
     plane: Plane,
     /// Why the requested execution provider is not used (`None`: it is).
     pub provider_note: Option<String>,
+    /// The execution provider the session runs on: the requested one, or CPU after a fallback.
+    pub provider: super::runtime::Provider,
 }
 
 impl Model {
@@ -64,8 +66,8 @@ impl Model {
         if !path.is_file() {
             return Err(format!("model file not found: {}", path.display()));
         }
-        let (session, provider_note) = match build_session(env, &path, options) {
-            Ok(s) => (s, None),
+        let (session, provider_note, provider) = match build_session(env, &path, options) {
+            Ok(s) => (s, None, options.provider),
             Err(e) if options.provider != super::runtime::Provider::Cpu => {
                 let cpu = SessionOptions {
                     provider: super::runtime::Provider::Cpu,
@@ -75,7 +77,11 @@ impl Model {
                     "{} unavailable ({e}); running on CPU",
                     options.provider.display_name()
                 );
-                (build_session(env, &path, cpu)?, Some(note))
+                (
+                    build_session(env, &path, cpu)?,
+                    Some(note),
+                    super::runtime::Provider::Cpu,
+                )
             }
             Err(e) => return Err(e),
         };
@@ -161,6 +167,7 @@ impl Model {
                 probability: vec![0.0; plane],
             },
             provider_note,
+            provider,
         })
     }
 
@@ -199,7 +206,7 @@ impl Model {
                 Err(e) => {
                     // e.g. an output whose real shape differs from the declared one: the runtime
                     // cannot write into our tensor; let it allocate the output from now on
-                    crate::warn!("pre-allocated output refused ({e}); using Session::run");
+                    log::warn!("pre-allocated output refused ({e}); using Session::run");
                     self.allocating_run = true;
                 }
             }
@@ -276,7 +283,7 @@ impl Model {
         let p = &mut self.plane;
         if geometry != (p.size, p.channels, p.layout) {
             let ((w, h), channels, layout) = geometry;
-            crate::info!(
+            log::info!(
                 "model output is {shape:?}: a {w}x{h} mask instead of {}x{}",
                 p.size.0,
                 p.size.1

@@ -1,0 +1,9 @@
+//! obs-backdrop's core, without libobs: model manifests, ONNX Runtime loading and sessions,
+//! tensor packing, the segmentation worker thread and mask refinement.
+//!
+//! Logs through the [`log`] facade; the plugin forwards it to OBS's log (`backdrop-obs`), tests
+//! and tools to wherever they like. Builds and tests on a machine without OBS.
+
+pub mod mask;
+pub mod segmentation;
+pub mod settings;
