@@ -338,155 +338,231 @@ impl Drop for Worker {
     }
 }
 
+/// The worker thread's state between frames; [`run`] drives it one named step at a time.
+#[derive(Default)]
+struct Steps {
+    model: Option<Model>,
+    /// Version of the request applied (0 = none yet).
+    loaded_version: u64,
+    refine: RefineParams,
+    refiner: Refiner,
+    motion_threshold: f32,
+    /// The frame being worked on (swapped with the input slot, never copied).
+    frame: Frame,
+    /// The model's probability plane of `frame`, refined in place.
+    mask: Vec<f32>,
+    coefficients: Vec<f32>,
+    /// The last frame inferred, for the motion measure (cleared when anything else changes).
+    last_inferred: Vec<u8>,
+    last_region: Region,
+    skipped_in_row: u32,
+    tracker: RegionTracker,
+    source_size: (u32, u32),
+}
+
+/// Wall-clock and thread-CPU times of one inferred frame's stages.
+struct Times {
+    start: (Instant, f64),
+    preprocessed: (Instant, f64),
+    inferred: (Instant, f64),
+}
+
+fn now() -> (Instant, f64) {
+    (Instant::now(), thread_cpu_ms())
+}
+
+/// The worker thread: wait for a frame or a new request, then `apply_request`, `skip_if_still`,
+/// `infer`, `refine`, `publish`. Every buffer is reused: no allocation per frame in steady state.
 fn run(shared: &Shared) {
-    let mut model: Option<Model> = None;
-    let mut loaded_version = 0; // request version 0 = no request yet
-    let mut refine = RefineParams::default();
-    let mut refiner = Refiner::default();
-    let mut frame = Frame::default();
-    let mut mask_f32: Vec<f32> = Vec::new();
-    let mut coefficients: Vec<f32> = Vec::new();
-    let mut motion_threshold = 0f32;
-    // The last frame inferred, for the motion measure (cleared when anything else changes).
-    let mut last_inferred: Vec<u8> = Vec::new();
-    let mut last_region = Region::FULL;
-    let mut skipped_in_row = 0u32;
-    let mut tracker = RegionTracker::default();
-    let mut source_size = (0, 0);
-
-    loop {
-        // Wait for a frame, a new request or stop.
-        let has_frame;
-        {
-            let mut input = lock(&shared.input);
-            while !input.pending
-                && input.request_version == loaded_version
-                && !shared.stop.load(Ordering::Acquire)
-            {
-                input = shared.wake.wait(input).unwrap_or_else(|e| e.into_inner());
-            }
-            if shared.stop.load(Ordering::Acquire) {
-                return;
-            }
-            has_frame = input.pending;
-            if has_frame {
-                std::mem::swap(&mut frame, &mut input.frame);
-                input.pending = false;
-            }
+    let mut steps = Steps::default();
+    while let Some(has_frame) = steps.wait(shared) {
+        steps.apply_request(shared);
+        if !has_frame || !steps.frame_fits_model() || steps.skip_if_still(shared) {
+            continue;
         }
+        let Some(times) = steps.infer(shared) else {
+            continue;
+        };
+        if steps.refine(shared) {
+            steps.publish(shared, &times);
+        }
+    }
+}
 
-        // Apply a changed request (model load happens here, never on the graphics thread).
+impl Steps {
+    /// Waits for a frame, a new request or stop. `None` on stop, else whether a frame came.
+    fn wait(&mut self, shared: &Shared) -> Option<bool> {
+        let mut input = lock(&shared.input);
+        while !input.pending
+            && input.request_version == self.loaded_version
+            && !shared.stop.load(Ordering::Acquire)
+        {
+            input = shared.wake.wait(input).unwrap_or_else(|e| e.into_inner());
+        }
+        if shared.stop.load(Ordering::Acquire) {
+            return None;
+        }
+        let has_frame = input.pending;
+        if has_frame {
+            std::mem::swap(&mut self.frame, &mut input.frame);
+            input.pending = false;
+        }
+        Some(has_frame)
+    }
+
+    /// Applies a changed request: settings at once, a model load when the model changed (here,
+    /// never on the graphics thread).
+    fn apply_request(&mut self, shared: &Shared) {
         let version = lock(&shared.request).0;
-        if version != loaded_version {
-            let request = lock(&shared.request).1.clone();
-            loaded_version = version;
-            refine = request.refine;
-            motion_threshold = request.motion_threshold;
-            last_inferred.clear(); // settings changed: the next frame is inferred
-            if request.aspect != tracker.mode() {
-                tracker = RegionTracker::new(request.aspect);
-                refiner.reset();
-            }
-            let same_model = match (&model, &request.manifest) {
-                (Some(m), Ok(wanted)) => m.manifest == *wanted,
-                _ => false,
-            };
-            if !same_model {
-                drop(model.take()); // free the old session before loading the next
-                refiner.reset();
-                tracker.reset();
-                shared.input_size.store(0, Ordering::Release);
-                model = load_model(shared, &request);
-            }
-            if let Some(m) = &model {
-                let (w, h) = m.input_size();
-                shared
-                    .input_size
-                    .store(((w as u64) << 32) | h as u64, Ordering::Release);
-            }
+        if version == self.loaded_version {
+            return;
         }
-
-        let Some(m) = model.as_mut() else { continue };
-        if !has_frame || (frame.width, frame.height) != m.input_size() {
-            continue; // a frame for another model size, from before a switch
+        let request = lock(&shared.request).1.clone();
+        self.loaded_version = version;
+        self.refine = request.refine;
+        self.motion_threshold = request.motion_threshold;
+        self.last_inferred.clear(); // settings changed: the next frame is inferred
+        if request.aspect != self.tracker.mode() {
+            self.tracker = RegionTracker::new(request.aspect);
+            self.refiner.reset();
         }
-
-        if frame.source_size != source_size {
-            source_size = frame.source_size; // a new size: find the person again
-            tracker.reset();
+        let same_model = match (&self.model, &request.manifest) {
+            (Some(m), Ok(wanted)) => m.manifest == *wanted,
+            _ => false,
+        };
+        if !same_model {
+            drop(self.model.take()); // free the old session before loading the next
+            self.refiner.reset();
+            self.tracker.reset();
+            shared.input_size.store(0, Ordering::Release);
+            self.model = load_model(shared, &request);
         }
+        if let Some(m) = &self.model {
+            let (w, h) = m.input_size();
+            shared
+                .input_size
+                .store(((w as u64) << 32) | h as u64, Ordering::Release);
+        }
+    }
 
-        // Skip inference when nothing moved since the last inferred frame (of the same region).
-        let (fw, fh) = (frame.width as usize, frame.height as usize);
-        if motion_threshold > 0.0
-            && skipped_in_row < MAX_SKIPPED_IN_A_ROW
-            && frame.region == last_region
-            && motion::block_change(&last_inferred, &frame.bgra, fw, fh) < motion_threshold
+    /// Whether a model is loaded and the frame is at its input size (not one from before a
+    /// switch). A new source size makes the tracker find the person again.
+    fn frame_fits_model(&mut self) -> bool {
+        let Some(m) = &self.model else { return false };
+        if (self.frame.width, self.frame.height) != m.input_size() {
+            return false;
+        }
+        if self.frame.source_size != self.source_size {
+            self.source_size = self.frame.source_size;
+            self.tracker.reset();
+        }
+        true
+    }
+
+    /// Skips inference when nothing moved since the last inferred frame of the same region (at
+    /// most `MAX_SKIPPED_IN_A_ROW` times in a row): the published mask is still right.
+    fn skip_if_still(&mut self, shared: &Shared) -> bool {
+        let f = &self.frame;
+        if self.motion_threshold > 0.0
+            && self.skipped_in_row < MAX_SKIPPED_IN_A_ROW
+            && f.region == self.last_region
+            && motion::block_change(
+                &self.last_inferred,
+                &f.bgra,
+                f.width as usize,
+                f.height as usize,
+            ) < self.motion_threshold
         {
-            skipped_in_row += 1;
+            self.skipped_in_row += 1;
             let mut out = lock(&shared.output);
-            out.frame = frame.frame; // the published mask is still right for this frame
+            out.frame = f.frame;
             out.confirmed += 1;
             out.skipped += 1;
-            continue;
+            return true;
         }
-        skipped_in_row = 0;
+        self.skipped_in_row = 0;
+        false
+    }
 
-        let (t0, c0) = (Instant::now(), thread_cpu_ms());
-        m.preprocess(&frame.bgra, frame.width as usize * 4);
-        let (t1, c1) = (Instant::now(), thread_cpu_ms());
+    /// Packs the frame into the input tensor and runs the model; the probability plane lands in
+    /// `self.mask`. `None` when the run failed (the state says why).
+    fn infer(&mut self, shared: &Shared) -> Option<Times> {
+        let m = self.model.as_mut()?;
+        let start = now();
+        m.preprocess(&self.frame.bgra, self.frame.width as usize * 4);
+        let preprocessed = now();
         let result = m.run().map(|_| ());
-        let (t2, c2) = (Instant::now(), thread_cpu_ms());
+        let inferred = now();
         if let Err(e) = result {
             shared.set_state(State::Error(ErrorKind::Inference, e));
-            continue;
+            return None;
         }
-        m.swap_probability(&mut mask_f32); // the plane, without a copy
+        m.swap_probability(&mut self.mask); // the plane, without a copy
+        Some(Times {
+            start,
+            preprocessed,
+            inferred,
+        })
+    }
+
+    /// Feeds the mask to the region tracker and, unless it was a detection pass (which only
+    /// moves the region), refines it in place. Returns whether there is a mask to publish.
+    fn refine(&mut self, shared: &Shared) -> bool {
+        let Some(m) = &self.model else { return false };
+        let f = &self.frame;
         let (mw, mh) = m.output_size();
-        let show = tracker.observe(
-            &mask_f32,
+        let show = self.tracker.observe(
+            &self.mask,
             (mw, mh),
-            frame.region,
-            frame.source_size,
+            f.region,
+            f.source_size,
             m.input_size(),
         );
-        let next_region = tracker.region(frame.source_size, m.input_size());
         if !show {
-            // a detection pass: it only moves the region; the shown mask stays
             let mut out = lock(&shared.output);
-            out.next_region = next_region;
+            out.next_region = self.tracker.region(f.source_size, m.input_size());
             out.detections += 1;
-            continue;
+            return false;
         }
-        last_region = frame.region;
-        let (gw, gh) = (frame.width as usize, frame.height as usize);
-        refiner.refine(
-            &mut mask_f32,
+        self.last_region = f.region;
+        let (gw, gh) = (f.width as usize, f.height as usize);
+        self.refiner.refine(
+            &mut self.mask,
             mw,
             mh,
-            &frame.bgra,
+            &f.bgra,
             (gw, gh, gw * 4),
-            frame.source_size,
-            frame.region,
-            &refine,
+            f.source_size,
+            f.region,
+            &self.refine,
         );
+        true
+    }
+
+    /// Publishes the refined mask (latest wins) with its frame number and regions, records the
+    /// stage times, and reports the model running.
+    fn publish(&mut self, shared: &Shared, times: &Times) {
+        let Some(m) = &self.model else { return };
+        let (mw, mh) = m.output_size();
+        let next_region = self.tracker.region(self.frame.source_size, m.input_size());
         // keep this frame for the motion measure without a copy: `submit` resizes and
         // overwrites the buffer that goes back in exchange
-        std::mem::swap(&mut last_inferred, &mut frame.bgra);
-        refiner.swap_coefficients(&mut coefficients); // the coefficients, without a copy
+        std::mem::swap(&mut self.last_inferred, &mut self.frame.bgra);
+        self.refiner.swap_coefficients(&mut self.coefficients); // without a copy
         {
             let mut out = lock(&shared.output);
-            std::mem::swap(&mut out.coefficients, &mut coefficients);
+            std::mem::swap(&mut out.coefficients, &mut self.coefficients);
             out.width = mw as u32;
             out.height = mh as u32;
-            out.region = frame.region;
+            out.region = self.frame.region;
             out.next_region = next_region;
-            out.frame = frame.frame;
+            out.frame = self.frame.frame;
             out.sequence += 1;
             out.confirmed += 1;
             out.inferred += 1;
         }
-        let (t3, c3) = (Instant::now(), thread_cpu_ms());
+        let (t3, c3) = now();
+        let ((t0, c0), (t1, c1), (t2, c2)) = (times.start, times.preprocessed, times.inferred);
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
         let mut t = lock(&shared.timings);
         t.preprocess.push(ms(t0, t1));
