@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Boots Debian's kernel with the real v4l2loopback module in a VM (virtme-ng over QEMU, this
-# machine's own filesystem as the VM's root) and runs tests/vm/guest.sh there: a fake webcam,
+# machine's own filesystem as the VM's root) and runs crates/backdrop-host/tests/vm/guest.sh there: a fake webcam,
 # the headless host with Backdrop and OBS's virtual camera, ffmpeg and Chromium reading it.
 #
 # Usage: scripts/vm-test.sh OUT_DIR
@@ -44,4 +44,4 @@ export SIZE=320x320 KEY=00FF00 FPS=10 WAIT_S=${VM_WAIT_S:-300}
 ENV
 echo "accel=$accel" >"$OUT/vm.txt"
 PATH=$ROOT/.venv/bin:$PATH timeout 1500 "$VNG" "${vm_args[@]}" \
-    --exec "bash -c '. $OUT/env.sh && bash $ROOT/tests/vm/guest.sh'" 2>&1 | tee "$OUT/vm.log"
+    --exec "bash -c '. $OUT/env.sh && bash $ROOT/crates/backdrop-host/tests/vm/guest.sh'" 2>&1 | tee "$OUT/vm.log"

@@ -16,8 +16,9 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use ort::value::TensorRef;
 use std::path::PathBuf;
 
+/// Repository root (this crate is crates/backdrop-core).
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn bench(c: &mut Criterion) {

@@ -14,21 +14,13 @@
 //! F-score, flicker), `synthetic` (videos with exact ground truth), `quality` (the run and the
 //! tables), `perf` (the performance scenarios, their table and bars).
 
-#[path = "backdrop_bench/cli.rs"]
 mod cli;
-#[path = "backdrop_bench/config.rs"]
 mod config;
-#[path = "backdrop_bench/downscale.rs"]
 mod downscale;
-#[path = "backdrop_bench/media.rs"]
 mod media;
-#[path = "backdrop_bench/metrics.rs"]
 mod metrics;
-#[path = "backdrop_bench/perf.rs"]
 mod perf;
-#[path = "backdrop_bench/quality.rs"]
 mod quality;
-#[path = "backdrop_bench/synthetic.rs"]
 mod synthetic;
 
 use anyhow::{Context, Result};

@@ -54,9 +54,9 @@ pub fn reference_iou(model_id: &str) -> Option<f64> {
     }
 }
 
-/// Repository root (where the binary was built from).
+/// Repository root (where the binary was built from; this crate is crates/backdrop-bench).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// Per-video statistics of the synthetic section.

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-/// Repository root.
+/// Repository root (this crate is crates/backdrop-host).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// `../shared/testdata` (override with `BACKDROP_TESTDATA`), or `None` when absent.

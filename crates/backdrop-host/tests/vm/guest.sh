@@ -5,7 +5,7 @@
 #   -> OBS virtualcam_output -> /dev/video10 -> ffmpeg (V4L2 capture) and Chromium (getUserMedia)
 # then the webcam's feeder is killed and restarted with a still portrait, and the host is stopped;
 # last, the host is started with the module loaded but no loopback device.
-# Writes frames and facts under $OUT for tests/e2e_virtualcam.rs to judge; judges nothing itself
+# Writes frames and facts under $OUT for crates/backdrop-host/tests/e2e_virtualcam.rs to judge; judges nothing itself
 # except "did the event happen before its (generous) timeout".
 #
 # Environment (set by scripts/vm-test.sh): ROOT, OUT, PLUGIN, VIDEO, PORTRAIT, SIZE (WxH), KEY
@@ -83,7 +83,7 @@ grab() {
 }
 # keyed FILE: whether the last frame in FILE has the key colour over >= 20 % of its pixels
 # (the filter's masks have arrived).
-keyed() { python3 "$ROOT/tests/vm/keyed.py" "$1" "$W" "$H" "$KEY"; }
+keyed() { python3 "$ROOT/crates/backdrop-host/tests/vm/keyed.py" "$1" "$W" "$H" "$KEY"; }
 
 # 1. ffmpeg reads the virtual camera; wait until the key colour shows (masks are flowing).
 t=$SECONDS
@@ -98,7 +98,7 @@ grab "$OUT/ffmpeg" 6 && fact ffmpeg_frames 6
 
 # 2. Chromium: a local page finds "OBS Virtual Camera" and reads frames through getUserMedia.
 # In one process: under emulation its separate network service crashes before the page loads.
-python3 "$ROOT/tests/vm/server.py" 8765 "$ROOT/tests/vm/page.html" "$OUT/chromium" \
+python3 "$ROOT/crates/backdrop-host/tests/vm/server.py" 8765 "$ROOT/crates/backdrop-host/tests/vm/page.html" "$OUT/chromium" \
     >"$OUT/chromium/server.log" 2>&1 &
 SERVER=$!
 chromium --headless=new --no-sandbox --disable-gpu --disable-quic --no-first-run \
@@ -124,7 +124,7 @@ kill -0 "$HOST" 2>/dev/null && fact host_alive_after_webcam_gone 1 || fact host_
 # 4. A restarted feeder (now a still portrait with a ground-truth mask) resumes the picture.
 feeder -loop 1 -i "$PORTRAIT"
 t=$SECONDS
-until grab "$OUT/resumed" 1 && python3 "$ROOT/tests/vm/matches.py" "$OUT/resumed/frames.rgb" \
+until grab "$OUT/resumed" 1 && python3 "$ROOT/crates/backdrop-host/tests/vm/matches.py" "$OUT/resumed/frames.rgb" \
     "$PORTRAIT" "$W" "$H" "$KEY"; do
     ((SECONDS - t < WAIT_S)) || break
     sleep 3

@@ -3,7 +3,7 @@
 //! markdown report: a table of the measured figures per scenario and resolution, and the issue's
 //! bars computed from them.
 //!
-//! Per scenario the host measures over a steady window (see `src/bin/backdrop_render/perf.rs`):
+//! Per scenario the host measures over a steady window (see `crates/backdrop-host/src/perf.rs`):
 //! process / worker / graphics-thread / llvmpipe CPU, OBS's average frame time, lagged and
 //! skipped frames, allocations per thread, the filter's `get_stats`, and the bare
 //! `Session::run` of the same model with the same options in the same process.
@@ -312,7 +312,7 @@ fn make_inputs(opts: &PerfOptions, res: Resolution, length_s: u32) -> Result<Inp
 /// Warns when the plugin to be measured is older than this tree's release build of it (a
 /// folder installed before the last `cargo build --release` measures old code).
 fn warn_if_stale(plugin_so: &Path) {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/libobs_backdrop.so");
+    let built = crate::quality::root().join("target/release/libobs_backdrop.so");
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if let (Some(installed), Some(built_at)) = (modified(plugin_so), modified(&built)) {
         if installed < built_at {

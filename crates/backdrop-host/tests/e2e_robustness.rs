@@ -543,7 +543,7 @@ fn virtual_camera_without_v4l2loopback_is_one_clear_error_and_the_filter_runs_on
         skip!("plugin folder cannot be made")
     };
     if loopback_installed() {
-        // The kernel module works here: tests/e2e_virtualcam.rs covers the camera itself.
+        // The kernel module works here: e2e_virtualcam.rs covers the camera itself.
         println!("skipped: v4l2loopback is installed for this kernel");
         return;
     }

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Comm of the plugin's worker threads (see `src/segmentation/worker.rs`).
+/// Comm of the plugin's worker threads (see `crates/backdrop-core/src/segmentation/worker.rs`).
 pub const WORKER_COMM: &str = "backdrop-worker";
 /// Prefix of libobs's graphics thread comm (`libobs: graphics thread`, cut to 15 bytes).
 pub const GRAPHICS_COMM_PREFIX: &str = "libobs: graphic";
