@@ -1,78 +1,199 @@
-//! Command-line options of `backdrop-bench`, parsed by hand (no CLI crate). Every option takes
-//! `--name value` or `--name=value`.
+//! Command-line options of `backdrop-bench` ([`Cli`], parsed by clap) and the checked options
+//! of each subcommand made from them.
 
 use super::downscale::Resample;
 use super::perf::{Resolution, SCENARIOS};
 use super::quality::root;
 use super::synthetic;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-pub const USAGE: &str = "\
-backdrop-bench: measurements of the obs-backdrop pipeline outside OBS.
+/// backdrop-bench: measurements of the obs-backdrop pipeline, printed as figures.
+#[derive(Parser, Debug)]
+#[command(name = "backdrop-bench")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
 
-USAGE:
-    backdrop-bench quality [OPTIONS]
-    backdrop-bench perf [OPTIONS]
+/// The two measurements.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Runs the plugin's own mask pipeline (GPU-downscale twin -> Model::infer ->
+    /// mask::refine::Refiner -> mask::refine::composite_alpha) on the shared test data and
+    /// prints one markdown table, a row per configuration: mean IoU and boundary F-score on the
+    /// 96 portraits, IoU and temporal flicker on synthetic videos with exact ground truth,
+    /// flicker on real videos, and the refinement's median time per frame.
+    Quality(QualityArgs),
+    /// Runs the filter inside real headless OBS: one backdrop-render process per scenario (no
+    /// filter, OBS's pass-through color filter, Backdrop blur / color / image / transparent,
+    /// Backdrop blur on a still person) and resolution, 30 fps, canvas = video size, and prints
+    /// one markdown report (also OUT/perf.md): CPU of the process, the worker and the graphics
+    /// thread, OBS's frame time, lagged and skipped frames, mask age, the filter's per-stage
+    /// medians (p95), the bare Session::run of the same model in the same process, allocations
+    /// per frame, and comparisons made from them. Needs ffmpeg, xvfb-run (unless DISPLAY is
+    /// set), the plugin folder and backdrop-render. See docs/performance.md.
+    Perf(PerfArgs),
+}
 
-`quality` runs the plugin's own mask pipeline (GPU-downscale twin -> Model::infer ->
-mask::refine::Refiner -> mask::refine::composite_alpha) on the shared test data and prints one
-markdown table, a row per configuration: mean IoU and boundary F-score on the 96 portraits,
-IoU and temporal flicker on synthetic videos with exact ground truth, flicker on real videos,
-and the refinement's median time per frame.
+/// Options of `quality`.
+#[derive(Args, Debug)]
+pub struct QualityArgs {
+    /// model by manifest id, looked up in build/models/ (BACKDROP_MODELS overrides) and
+    /// models/thirdparty/ (repeatable; default selfie_general)
+    #[arg(long = "model", value_name = "ID")]
+    models: Vec<String>,
+    /// model by manifest file; a relative "file" is looked up next to the manifest, then in
+    /// <testdata>/models/thirdparty/ (repeatable)
+    #[arg(long = "manifest", value_name = "PATH")]
+    manifests: Vec<PathBuf>,
+    /// comma-separated: portraits,synthetic,video (default: all three)
+    #[arg(long, value_name = "LIST", value_parser = parse_sections)]
+    sections: Option<Sections>,
+    /// also run the guided-filter grid (radius 2/4/8 x eps 1e-3/1e-2/1e-1)
+    #[arg(long)]
+    sweep: bool,
+    /// write alpha PNGs (grey) of the first portraits and a few frames of each video, per
+    /// configuration, plus inputs and ground truth
+    #[arg(long, value_name = "DIR")]
+    write_masks: Option<PathBuf>,
+    /// override a field of the `defaults` row (the filter's own defaults; repeatable):
+    /// threshold, softness, temporal_smoothing, expand_px, min_blob_fraction, guided_radius
+    /// (0 = off), guided_eps, aspect (roi | stretch | letterbox); the filter's keys
+    /// edge_softness, mask_expand, min_blob_percent, edge_radius too
+    #[arg(long, value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// frame -> model input: gpu (CPU twin of the effect's PSDownscale) | fir-bilinear
+    /// (fast_image_resize bilinear convolution)
+    #[arg(long, value_name = "MODE", default_value = "gpu", value_parser = Resample::parse)]
+    resample: Resample,
+    /// Gaussian noise on the synthetic videos, 8-bit levels
+    #[arg(long, value_name = "SIGMA", default_value_t = synthetic::DEFAULT_NOISE, value_parser = non_negative_f32)]
+    noise: f32,
+    /// at most N portraits and N frames per video (quick smoke runs; the figures are then not
+    /// comparable)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
+    /// test data folder (default: BACKDROP_TESTDATA, else ../shared/testdata)
+    #[arg(long, value_name = "DIR")]
+    testdata: Option<PathBuf>,
+}
 
-OPTIONS:
-    --model ID            model by manifest id, looked up in build/models/ (BACKDROP_MODELS
-                          overrides) and models/thirdparty/ (repeatable; default selfie_general)
-    --manifest PATH       model by manifest file; a relative \"file\" is looked up next to the
-                          manifest, then in <testdata>/models/thirdparty/ (repeatable)
-    --sections LIST       comma-separated: portraits,synthetic,video (default: all three)
-    --sweep               also run the guided-filter grid (radius 2/4/8 x eps 1e-3/1e-2/1e-1)
-    --write-masks DIR     write alpha PNGs (grey) of the first portraits and a few frames of
-                          each video, per configuration, plus inputs and ground truth
-    --set KEY=VALUE       override a field of the `defaults` row (the filter's own defaults;
-                          repeatable): threshold, softness, temporal_smoothing, expand_px,
-                          min_blob_fraction, guided_radius (0 = off), guided_eps, aspect
-                          (roi | stretch | letterbox); the filter's keys edge_softness,
-                          mask_expand, min_blob_percent, edge_radius too
-    --resample MODE       frame -> model input: gpu (default; CPU twin of the effect's
-                          PSDownscale) | fir-bilinear (fast_image_resize bilinear convolution)
-    --noise SIGMA         Gaussian noise on the synthetic videos, 8-bit levels (default 3)
-    --limit N             at most N portraits and N frames per video (quick smoke runs; the
-                          figures are then not comparable)
-    --testdata DIR        test data folder (default: BACKDROP_TESTDATA, else ../shared/testdata)
-    -h, --help            this text
+/// Options of `perf`.
+#[derive(Args, Debug)]
+pub struct PerfArgs {
+    /// length of each run, s (default 30; 8 with --quick)
+    #[arg(long, value_name = "SECONDS", value_parser = |s: &str| seconds(s, 1.0))]
+    duration: Option<f64>,
+    /// 8 s runs and at most 100 bare runs (development; figures indicative only)
+    #[arg(long)]
+    quick: bool,
+    /// excluded from the start of each run, s
+    #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = |s: &str| seconds(s, 0.0))]
+    warmup: f64,
+    /// comma-separated: 720, 1080 or WxH
+    #[arg(long, value_name = "LIST", default_value = "720,1080", value_parser = parse_resolutions)]
+    resolutions: Resolutions,
+    /// comma-separated, run at every resolution: none, passthrough, blur, color, image,
+    /// transparent, blur-still (default: all at 720p, none,passthrough,blur at 1080p)
+    #[arg(long, value_name = "LIST", value_parser = parse_scenarios)]
+    scenarios: Option<Scenarios>,
+    /// bare Session::run calls per Backdrop run (0 = off)
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    bare_runs: u32,
+    /// do not count allocations per thread
+    #[arg(long)]
+    no_allocations: bool,
+    /// run the whole scenario list N times in turn; lagged frames are then compared as medians
+    /// over the rounds
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+    /// run nothing: print the report of the runs already in OUT/runs
+    #[arg(long)]
+    report_only: bool,
+    /// before each run, wait (at most 10 min) until the rest of the machine uses less than
+    /// CORES cores (measured over 2 s)
+    #[arg(long, value_name = "CORES", value_parser = |s: &str| seconds(s, f64::MIN_POSITIVE))]
+    wait_idle: Option<f64>,
+    /// a Backdrop filter setting for every Backdrop run (repeatable)
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    set: Vec<String>,
+    /// plugin folder (default build/plugin/obs-backdrop)
+    #[arg(long, value_name = "DIR")]
+    plugin: Option<PathBuf>,
+    /// backdrop-render binary (default: next to this binary)
+    #[arg(long, value_name = "PATH")]
+    render: Option<PathBuf>,
+    /// source clip (default <testdata>/video/talking_head_a.mp4)
+    #[arg(long, value_name = "PATH")]
+    video: Option<PathBuf>,
+    /// inputs, per-run reports and perf.md (default target/perf)
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
 
-`perf` runs the filter inside real headless OBS: one backdrop-render process per scenario (no
-filter, OBS's pass-through color filter, Backdrop blur / color / image / transparent, Backdrop
-blur on a still person) and resolution (all at 720p; no filter, pass-through and blur at
-1080p), 30 fps, canvas = video size, and prints one markdown report (also OUT/perf.md): CPU of
-the process, the worker and the graphics thread, OBS's frame time, lagged and skipped frames,
-mask age, the filter's per-stage medians (p95), the bare Session::run of the same model in the
-same process, allocations per frame, and the issue's bars computed from them. Needs ffmpeg,
-xvfb-run (unless DISPLAY is set), the plugin folder and backdrop-render. See docs/performance.md.
+/// A non-negative finite number.
+fn non_negative_f32(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number >= 0")),
+    }
+}
 
-PERF OPTIONS:
-    --duration SECONDS    length of each run (default 30)
-    --quick               8 s runs and 100 bare runs (development; figures indicative only)
-    --warmup SECONDS      excluded from the start of each run (default 2)
-    --resolutions LIST    comma-separated: 720, 1080 or WxH (default 720,1080)
-    --scenarios LIST      comma-separated, run at every resolution: none, passthrough, blur,
-                          color, image, transparent, blur-still (default: all at 720p,
-                          none,passthrough,blur at 1080p)
-    --bare-runs N         bare Session::run calls per Backdrop run (default 200; 0 = off)
-    --no-allocations      do not count allocations per thread
-    --rounds N            run the whole scenario list N times in turn (default 1); the lagged
-                          frames bar then compares medians over the rounds
-    --report-only         run nothing: print the report of the runs already in OUT/runs
-    --wait-idle CORES     before each run, wait (at most 10 min) until the rest of the machine
-                          uses less than CORES cores (measured over 2 s)
-    --set KEY=VALUE       a Backdrop filter setting for every Backdrop run (repeatable)
-    --plugin DIR          plugin folder (default build/plugin/obs-backdrop)
-    --render PATH         backdrop-render binary (default: next to this binary)
-    --video PATH          source clip (default <testdata>/video/talking_head_a.mp4)
-    --out DIR             inputs, per-run reports and perf.md (default target/perf)
-";
+/// A finite number of at least `min`.
+fn seconds(s: &str, min: f64) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= min => Ok(v),
+        _ => Err(format!("{s:?} is not a number >= {min}")),
+    }
+}
+
+fn key_value(s: &str) -> Result<String, String> {
+    if s.contains('=') {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not KEY=VALUE"))
+    }
+}
+
+/// `--resolutions` (a newtype: clap treats a `Vec` field as a repeated option).
+#[derive(Clone, Debug)]
+pub struct Resolutions(Vec<Resolution>);
+
+/// `--scenarios`.
+#[derive(Clone, Debug)]
+pub struct Scenarios(Vec<String>);
+
+fn parse_resolutions(list: &str) -> Result<Resolutions> {
+    let v: Vec<Resolution> = list
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(Resolution::parse)
+        .collect::<Result<_>>()?;
+    if v.is_empty() {
+        bail!("names no resolution");
+    }
+    Ok(Resolutions(v))
+}
+
+fn parse_scenarios(list: &str) -> Result<Scenarios> {
+    let list: Vec<String> = list
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    for n in &list {
+        if !SCENARIOS.iter().any(|s| s.name == n) {
+            let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+            bail!("unknown scenario '{n}' ({})", names.join(", "));
+        }
+    }
+    if list.is_empty() {
+        bail!("names no scenario");
+    }
+    Ok(Scenarios(list))
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelRef {
@@ -122,141 +243,6 @@ pub struct PerfOptions {
     pub out: PathBuf,
 }
 
-#[derive(Debug, PartialEq)]
-pub enum Parsed {
-    Help,
-    Quality(QualityOptions),
-    Perf(PerfOptions),
-}
-
-fn parse_seconds(name: &str, v: &str, min: f64) -> Result<f64> {
-    v.parse()
-        .ok()
-        .filter(|t: &f64| t.is_finite() && *t >= min)
-        .with_context(|| format!("{name}: '{v}' is not a number of seconds >= {min}"))
-}
-
-/// Parses the options after `perf`.
-fn parse_perf(args: impl Iterator<Item = String>) -> Result<Parsed> {
-    let testdata = std::env::var_os("BACKDROP_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/testdata"));
-    let mut o = PerfOptions {
-        duration: 30.0,
-        warmup: 2.0,
-        resolutions: vec![Resolution::P720, Resolution::P1080],
-        scenarios: None,
-        bare_runs: 200,
-        count_allocations: true,
-        wait_idle: None,
-        rounds: 1,
-        report_only: false,
-        set: Vec::new(),
-        plugin: root().join("build/plugin/obs-backdrop"),
-        render: None,
-        video: testdata.join("video/talking_head_a.mp4"),
-        out: root().join("target/perf"),
-    };
-    let mut args = args.peekable();
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |what: &str| -> Result<String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => args
-                    .next()
-                    .with_context(|| format!("{name} needs a value ({what})")),
-            }
-        };
-        match name.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "--duration" => o.duration = parse_seconds(&name, &value("seconds")?, 1.0)?,
-            "--quick" => {
-                o.duration = 8.0;
-                o.bare_runs = o.bare_runs.min(100);
-            }
-            "--warmup" => o.warmup = parse_seconds(&name, &value("seconds")?, 0.0)?,
-            "--resolutions" => {
-                o.resolutions = value("a list")?
-                    .split(',')
-                    .filter(|p| !p.trim().is_empty())
-                    .map(Resolution::parse)
-                    .collect::<Result<_>>()?;
-                if o.resolutions.is_empty() {
-                    bail!("--resolutions names no resolution");
-                }
-            }
-            "--scenarios" => {
-                let list: Vec<String> = value("a list")?
-                    .split(',')
-                    .map(|p| p.trim().to_string())
-                    .filter(|p| !p.is_empty())
-                    .collect();
-                for n in &list {
-                    if !SCENARIOS.iter().any(|s| s.name == n) {
-                        let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
-                        bail!("unknown scenario '{n}' ({})", names.join(", "));
-                    }
-                }
-                if list.is_empty() {
-                    bail!("--scenarios names no scenario");
-                }
-                o.scenarios = Some(list);
-            }
-            "--bare-runs" => {
-                let v = value("a count")?;
-                o.bare_runs = v
-                    .parse()
-                    .with_context(|| format!("--bare-runs: '{v}' is not a count"))?;
-            }
-            "--no-allocations" => o.count_allocations = false,
-            "--report-only" => o.report_only = true,
-            "--rounds" => {
-                let v = value("a count")?;
-                o.rounds = v
-                    .parse()
-                    .ok()
-                    .filter(|n: &u32| *n >= 1)
-                    .with_context(|| format!("--rounds: '{v}' is not a count >= 1"))?;
-            }
-            "--wait-idle" => {
-                let v = value("cores")?;
-                o.wait_idle = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|c: &f64| c.is_finite() && *c > 0.0)
-                        .with_context(|| {
-                            format!("--wait-idle: '{v}' is not a number of cores > 0")
-                        })?,
-                );
-            }
-            "--set" => {
-                let kv = value("key=value")?;
-                if !kv.contains('=') {
-                    bail!("--set '{kv}' is not KEY=VALUE");
-                }
-                o.set.push(kv);
-            }
-            "--plugin" => o.plugin = value("a folder")?.into(),
-            "--render" => o.render = Some(value("a path")?.into()),
-            "--video" => o.video = value("a path")?.into(),
-            "--out" => o.out = value("a folder")?.into(),
-            other => bail!("unknown option '{other}'"),
-        }
-    }
-    if o.warmup >= o.duration {
-        bail!(
-            "--warmup ({} s) must be shorter than --duration ({} s)",
-            o.warmup,
-            o.duration
-        );
-    }
-    Ok(Parsed::Perf(o))
-}
-
 fn parse_sections(list: &str) -> Result<Sections> {
     let mut s = Sections {
         portraits: false,
@@ -277,78 +263,97 @@ fn parse_sections(list: &str) -> Result<Sections> {
     Ok(s)
 }
 
-/// Parses the arguments after the program name.
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
-    let mut args = args.into_iter();
-    match args.next().as_deref() {
-        None | Some("-h") | Some("--help") | Some("help") => return Ok(Parsed::Help),
-        Some("quality") => {}
-        Some("perf") => return parse_perf(args),
-        Some(other) => bail!("unknown command '{other}' (`quality` or `perf`)"),
-    }
-    let mut o = QualityOptions {
-        models: Vec::new(),
-        sections: Sections {
-            portraits: true,
-            synthetic: true,
-            video: true,
-        },
-        sweep: false,
-        write_masks: None,
-        set: Vec::new(),
-        resample: Resample::Gpu,
-        noise: synthetic::DEFAULT_NOISE,
-        limit: None,
-        testdata: None,
-    };
-    let mut args = args.peekable();
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |what: &str| -> Result<String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => args
-                    .next()
-                    .with_context(|| format!("{name} needs a value ({what})")),
-            }
-        };
-        match name.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "--model" => o.models.push(ModelRef::Id(value("a manifest id")?)),
-            "--manifest" => o.models.push(ModelRef::Manifest(value("a path")?.into())),
-            "--sections" => o.sections = parse_sections(&value("a list")?)?,
-            "--sweep" => o.sweep = true,
-            "--write-masks" => o.write_masks = Some(value("a folder")?.into()),
-            "--set" => o.set.push(value("key=value")?),
-            "--resample" => o.resample = Resample::parse(&value("gpu | fir-bilinear")?)?,
-            "--noise" => {
-                let v = value("levels")?;
-                o.noise = v
-                    .parse()
-                    .ok()
-                    .filter(|n: &f32| n.is_finite() && *n >= 0.0)
-                    .with_context(|| format!("--noise: '{v}' is not a level >= 0"))?;
-            }
-            "--limit" => {
-                let v = value("a count")?;
-                o.limit = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|n: &usize| *n > 0)
-                        .with_context(|| format!("--limit: '{v}' is not a count > 0"))?,
-                );
-            }
-            "--testdata" => o.testdata = Some(value("a folder")?.into()),
-            other => bail!("unknown option '{other}'"),
+impl From<QualityArgs> for QualityOptions {
+    fn from(a: QualityArgs) -> Self {
+        let mut models: Vec<ModelRef> = a.models.into_iter().map(ModelRef::Id).collect();
+        models.extend(a.manifests.into_iter().map(ModelRef::Manifest));
+        if models.is_empty() {
+            models.push(ModelRef::Id("selfie_general".into()));
+        }
+        QualityOptions {
+            models,
+            sections: a.sections.unwrap_or(Sections {
+                portraits: true,
+                synthetic: true,
+                video: true,
+            }),
+            sweep: a.sweep,
+            write_masks: a.write_masks,
+            set: a.set,
+            resample: a.resample,
+            noise: a.noise,
+            limit: a.limit.map(|n| n as usize),
+            testdata: a.testdata,
         }
     }
-    if o.models.is_empty() {
-        o.models.push(ModelRef::Id("selfie_general".into()));
+}
+
+impl TryFrom<PerfArgs> for PerfOptions {
+    type Error = anyhow::Error;
+
+    /// Fills the defaults that depend on the repository and checks warmup < duration.
+    fn try_from(a: PerfArgs) -> Result<Self> {
+        let testdata = std::env::var_os("BACKDROP_TESTDATA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("../shared/testdata"));
+        let duration = a.duration.unwrap_or(if a.quick { 8.0 } else { 30.0 });
+        if a.warmup >= duration {
+            bail!(
+                "--warmup ({} s) must be shorter than --duration ({duration} s)",
+                a.warmup
+            );
+        }
+        Ok(PerfOptions {
+            duration,
+            warmup: a.warmup,
+            resolutions: a.resolutions.0,
+            scenarios: a.scenarios.map(|s| s.0),
+            bare_runs: if a.quick {
+                a.bare_runs.min(100)
+            } else {
+                a.bare_runs
+            },
+            count_allocations: !a.no_allocations,
+            wait_idle: a.wait_idle,
+            rounds: a.rounds,
+            report_only: a.report_only,
+            set: a.set,
+            plugin: a
+                .plugin
+                .unwrap_or_else(|| root().join("build/plugin/obs-backdrop")),
+            render: a.render,
+            video: a
+                .video
+                .unwrap_or_else(|| testdata.join("video/talking_head_a.mp4")),
+            out: a.out.unwrap_or_else(|| root().join("target/perf")),
+        })
     }
-    Ok(Parsed::Quality(o))
+}
+
+/// The subcommand to run, with its checked options.
+#[derive(Debug)]
+pub enum Parsed {
+    Quality(QualityOptions),
+    Perf(PerfOptions),
+}
+
+/// Parses the arguments after the program name (what `main` does with clap's `parse`, as a
+/// `Result` for the tests).
+#[cfg(test)]
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed> {
+    let cli = Cli::try_parse_from(std::iter::once("backdrop-bench".to_string()).chain(args))?;
+    parsed(cli)
+}
+
+/// The checked options of a parsed command line.
+///
+/// # Errors
+/// `perf`'s warmup is not shorter than its duration.
+pub fn parsed(cli: Cli) -> Result<Parsed> {
+    Ok(match cli.command {
+        Command::Quality(a) => Parsed::Quality(a.into()),
+        Command::Perf(a) => Parsed::Perf(a.try_into()?),
+    })
 }
 
 #[cfg(test)]
@@ -361,8 +366,11 @@ mod tests {
 
     #[test]
     fn defaults_and_help() {
-        assert_eq!(parse(&[]).unwrap(), Parsed::Help);
-        assert_eq!(parse(&["quality", "--help"]).unwrap(), Parsed::Help);
+        assert!(parse(&[]).is_err(), "a command is required");
+        let help = parse(&["quality", "--help"]).unwrap_err();
+        let help = help.downcast_ref::<clap::Error>().expect("clap's");
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(help.to_string().contains("--write-masks"));
         let Parsed::Quality(o) = parse(&["quality"]).unwrap() else {
             panic!()
         };

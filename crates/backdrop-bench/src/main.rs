@@ -6,13 +6,13 @@
 //! `docs/quality.md`.
 //!
 //! `backdrop-bench perf` runs the filter inside real headless OBS (one `backdrop-render` process
-//! per scenario) and prints the performance figures and the bars of the "Performance" issue. See
+//! per scenario) and prints the performance figures and comparisons made from them. See
 //! `docs/performance.md`.
 //!
 //! Layout: `cli` (options), `config` (the rows), `downscale` (frame -> model input, twin of the
 //! effect's `PSDownscale`), `media` (ffmpeg decoding, PNG in/out), `metrics` (IoU, boundary
 //! F-score, flicker), `synthetic` (videos with exact ground truth), `quality` (the run and the
-//! tables), `perf` (the performance scenarios, their table and bars).
+//! tables), `perf` (the performance scenarios, their tables and comparisons).
 
 mod cli;
 mod config;
@@ -31,21 +31,15 @@ use std::os::raw::{c_char, c_int, c_void};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let opts = match cli::parse_args(std::env::args().skip(1)) {
-        Ok(cli::Parsed::Help) => {
-            let _ = writeln!(std::io::stdout(), "{}", cli::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Ok(cli::Parsed::Quality(o)) => Command::Quality(o),
-        Ok(cli::Parsed::Perf(o)) => Command::Perf(o),
+    // clap prints --help and its own errors (exit 2).
+    let cli = <cli::Cli as clap::Parser>::parse();
+    let result = match cli::parsed(cli) {
+        Ok(cli::Parsed::Quality(o)) => quality::run(&o),
+        Ok(cli::Parsed::Perf(o)) => perf::run(&o),
         Err(e) => {
             eprintln!("backdrop-bench: {e:#}\n(see --help)");
             return ExitCode::from(2);
         }
-    };
-    let result = match &opts {
-        Command::Quality(o) => quality::run(o),
-        Command::Perf(o) => perf::run(o),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -54,12 +48,6 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// The subcommand to run.
-enum Command {
-    Quality(cli::QualityOptions),
-    Perf(cli::PerfOptions),
 }
 
 extern "C" {

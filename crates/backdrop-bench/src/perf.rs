@@ -1,7 +1,7 @@
 //! `backdrop-bench perf`: runs the Backdrop filter inside real headless OBS, one
 //! `backdrop-render` process per scenario (the host stays the only OBS driver), and prints one
-//! markdown report: a table of the measured figures per scenario and resolution, and the issue's
-//! bars computed from them.
+//! markdown report: tables of the measured figures per scenario and resolution, and comparisons
+//! made from them (ratios and medians over rounds; figures, no verdicts).
 //!
 //! Per scenario the host measures over a steady window (see `crates/backdrop-host/src/perf.rs`):
 //! process / worker / graphics-thread / llvmpipe CPU, OBS's average frame time, lagged and
@@ -24,14 +24,6 @@ use std::time::{Duration, Instant};
 
 /// Canvas and clip frame rate.
 pub const FPS: u32 = 30;
-/// Model input of the default model (selfie_general): 256 x 256 BGRA.
-const MODEL_INPUT_BYTES: f64 = 256.0 * 256.0 * 4.0;
-/// Bar: worker cost per inferred frame over the bare `Session::run`.
-const BAR_WORKER_OVER_BARE: f64 = 1.3;
-/// Bar: worker cores at 720p30, general model.
-const BAR_WORKER_CORES: f64 = 0.12;
-/// Bar: mask age, frames.
-const BAR_MASK_AGE: f64 = 2.0;
 /// Temporal noise added to both clips (ffmpeg `noise` filter strength).
 const NOISE: &str = "noise=alls=3:allf=t";
 /// Padding colour beside the scaled-up square clip (the clip's wall, roughly).
@@ -791,12 +783,6 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
-fn find<'a>(rows: &'a [Row], scenario: &str, res: Resolution) -> Option<&'a Row> {
-    rows.iter().find(|r| {
-        r.scenario.is_some_and(|s| s.name == scenario) && r.res == Some(res) && r.error.is_none()
-    })
-}
-
 /// The main table: one row per scenario and resolution.
 pub fn table(rows: &[Row]) -> String {
     let mut t = String::new();
@@ -922,7 +908,10 @@ pub fn counts_table(rows: &[Row]) -> String {
                 num(r.allocs_worker_ort_per_inferred, 1),
                 num(r.allocs_worker_direct_per_inferred, 1)
             )),
-            dash(num(r.bare_allocs, 1)),
+            match (r.bare_allocs, r.bare_binding_allocs) {
+                (Some(a), Some(b)) => format!("{a:.1} ({b:.1} through an IoBinding)"),
+                (a, _) => dash(num(a, 1)),
+            },
         );
     }
     t
@@ -948,167 +937,43 @@ fn worker_cores_at_30(r: &Row) -> Option<f64> {
     Some(r.worker_cores? * FPS as f64 / fps)
 }
 
-/// met / not met / n/a.
-fn verdict(v: Option<bool>) -> &'static str {
-    match v {
-        Some(true) => "**met**",
-        Some(false) => "**not met**",
-        None => "n/a",
-    }
-}
-
-/// The bars of the issue, each computed from the figures.
-pub fn bars(all_rounds: &[Row]) -> String {
+/// Figures derived from several rows, at 720p: the worker's cores scaled to 30 rendered frames
+/// a second (when OBS lags the filter sees fewer frames), still against moving, and lagged +
+/// skipped frames against the pass-through filter (the median over the rounds, which run in
+/// turn, and the per-round differences).
+pub fn comparisons(all_rounds: &[Row]) -> String {
     let p720 = Resolution::P720;
-    // Every bar but the lagged frames' is judged on the first round; with `--rounds` the
-    // lagged frames compare medians over the rounds (their run-to-run spread is the largest).
-    let first: Vec<Row> = all_rounds
-        .iter()
-        .filter(|r| r.round <= 1)
-        .cloned()
-        .collect();
-    let rows = first.as_slice();
-    let mut out = String::new();
-    let backdrop_720: Vec<&Row> = rows
-        .iter()
-        .filter(|r| {
-            r.res == Some(p720) && r.scenario.is_some_and(|s| s.backdrop()) && r.error.is_none()
-        })
-        .collect();
+    let first: Vec<&Row> = all_rounds.iter().filter(|r| r.round <= 1).collect();
     let label = |r: &Row| r.scenario.map_or("?", |s| s.label);
-
-    // 1. Worker cost per inferred frame vs bare Session::run.
-    let mut parts = Vec::new();
-    let mut ok: Option<bool> = None;
-    let mut ok_cpu: Option<bool> = None;
-    for r in &backdrop_720 {
-        let q = ratio(r.worker.0, r.bare.0);
-        // With skipped frames the worker's CPU also pays their motion checks: no CPU ratio.
-        let skips = r.skipped_inference.is_some_and(|n| n > 0.0);
-        let cpu = if skips {
-            None
-        } else {
-            ratio(r.worker_cpu_ms_per_inferred, r.bare_cpu_ms)
-        };
-        if let Some(q) = q {
-            ok = Some(ok.unwrap_or(true) && q <= BAR_WORKER_OVER_BARE);
-        }
-        if let Some(c) = cpu {
-            ok_cpu = Some(ok_cpu.unwrap_or(true) && c <= BAR_WORKER_OVER_BARE);
-        }
-        parts.push(format!(
-            "{}: {} / {} ms = {} (CPU time: {})",
+    let mut out = String::new();
+    let find_first = |name: &str| {
+        first
+            .iter()
+            .copied()
+            .find(|r| r.res == Some(p720) && r.scenario.is_some_and(|s| s.name == name))
+    };
+    for r in first.iter().filter(|r| {
+        r.res == Some(p720) && r.error.is_none() && r.scenario.is_some_and(|s| s.backdrop())
+    }) {
+        let _ = writeln!(
+            out,
+            "- {}: worker {} cores at 30 rendered frames/s ({} measured at {} frames/s); \
+             worker / bare Session::run {} (wall), {} (CPU)",
             label(r),
-            num(r.worker.0, 2),
-            num(r.bare.0, 2),
-            num(q, 2),
-            if skips {
-                "n/a, it includes the motion checks of the skipped frames".to_string()
-            } else {
-                format!(
-                    "{} / {} ms = {}",
-                    num(r.worker_cpu_ms_per_inferred, 2),
-                    num(r.bare_cpu_ms, 2),
-                    num(cpu, 2)
-                )
-            }
-        ));
-        if let (Some(run), Some(step)) = r.step_cpu {
-            parts.push(format!(
-                "{}, per-step CPU medians: model run {} ms, pre + run + post {} ms = {} of the run",
-                label(r),
-                num(Some(run), 2),
-                num(Some(step), 2),
-                num(ratio(Some(step), Some(run)), 2)
-            ));
-        }
+            num(worker_cores_at_30(r), 3),
+            num(r.worker_cores, 3),
+            num(rendered_fps(r), 1),
+            num(ratio(r.worker.0, r.bare.0), 2),
+            num(ratio(r.worker_cpu_ms_per_inferred, r.bare_cpu_ms), 2),
+        );
     }
+    let moving = find_first("blur").and_then(worker_cores_at_30);
+    let still = find_first("blur-still").and_then(worker_cores_at_30);
     let _ = writeln!(
         out,
-        "- Worker cost per inferred frame (pre + inference + post, worker_ms median) <= {BAR_WORKER_OVER_BARE}x the bare \
-         Session::run median, 720p: {} on the wall-clock medians, {} on CPU time per inferred frame (worker thread CPU / \
-         inferred frames vs the bare run's CPU per run). {}.",
-        verdict(ok),
-        verdict(ok_cpu),
-        if parts.is_empty() { "no figures".into() } else { parts.join("; ") }
+        "- still / moving worker cores (blur): {}",
+        num(ratio(still, moving), 2)
     );
-
-    // 2. Worker cores at 720p30 and while still. When OBS lags it renders (and the filter
-    // hands over) fewer than 30 frames a second: the verdict uses the cores scaled to 30
-    // rendered frames a second, the figure as measured is shown beside it.
-    let blur = find(rows, "blur", p720);
-    let still_row = find(rows, "blur-still", p720);
-    let moving = blur.and_then(worker_cores_at_30);
-    let still = still_row.and_then(worker_cores_at_30);
-    let others: Vec<String> = backdrop_720
-        .iter()
-        .filter(|r| r.scenario.is_some_and(|s| s.clip == Clip::Talking))
-        .map(|r| {
-            format!(
-                "{} {} ({} measured)",
-                label(r),
-                num(worker_cores_at_30(r), 3),
-                num(r.worker_cores, 3)
-            )
-        })
-        .collect();
-    let measured_at = |r: Option<&Row>| {
-        r.map_or("n/a".into(), |r| {
-            format!(
-                "{} cores measured at {} rendered frames/s",
-                num(r.worker_cores, 3),
-                num(rendered_fps(r), 1)
-            )
-        })
-    };
-    let _ = writeln!(
-        out,
-        "- Worker CPU at 720p30, general model <= {BAR_WORKER_CORES} cores: {} ({} cores in blur mode at 30 rendered frames/s; {}). All modes at 30 frames/s: {}.",
-        verdict(moving.map(|c| c <= BAR_WORKER_CORES)),
-        num(moving, 3),
-        measured_at(blur),
-        if others.is_empty() { "n/a".into() } else { others.join(", ") }
-    );
-    let _ = writeln!(
-        out,
-        "- ... and at most half of that ({} cores) while the person sits still: {} ({} cores at 30 frames/s; {}; {} of the moving figure).",
-        BAR_WORKER_CORES / 2.0,
-        verdict(still.map(|c| c <= BAR_WORKER_CORES / 2.0)),
-        num(still, 3),
-        measured_at(still_row),
-        ratio(still, moving).map_or("n/a".into(), |q| format!("{:.0} %", q * 100.0)),
-    );
-
-    // 3. Readback bytes per frame.
-    let rb: Vec<(Resolution, f64)> = rows
-        .iter()
-        .filter(|r| r.scenario.is_some_and(|s| s.name == "blur") && r.error.is_none())
-        .filter_map(|r| Some((r.res?, r.readback_bytes?)))
-        .collect();
-    let rb_ok = if rb.is_empty() {
-        None
-    } else {
-        let first = rb[0].1;
-        Some(rb.iter().all(|(_, b)| {
-            (*b - first).abs() <= 0.01 * first.max(1.0) && *b <= 2.0 * MODEL_INPUT_BYTES
-        }))
-    };
-    let _ = writeln!(
-        out,
-        "- Bytes read back from the GPU per frame independent of the source size and <= 2 x 256x256x4 = {} B: {} ({}).",
-        2.0 * MODEL_INPUT_BYTES,
-        verdict(rb_ok),
-        if rb.is_empty() {
-            "the filter reports no readback_bytes_per_frame".into()
-        } else {
-            rb.iter()
-                .map(|(r, b)| format!("{} {:.0} B", r.name(), b))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    );
-
-    // 4. Lagged / skipped vs pass-through at 720p: the median over the rounds of each scenario.
     let per_round = |name: &str| -> Vec<(u32, f64)> {
         all_rounds
             .iter()
@@ -1120,174 +985,31 @@ pub fn bars(all_rounds: &[Row]) -> String {
             .filter_map(|r| Some((r.round.max(1), r.lagged? + r.skipped?)))
             .collect()
     };
-    let bad_frames = |name: &str| -> (Option<f64>, Vec<f64>) {
-        let v: Vec<f64> = per_round(name).into_iter().map(|(_, x)| x).collect();
-        (median(v.clone()), v)
-    };
-    let pass_rounds = per_round("passthrough");
-    // Backdrop minus pass-through within each round (the pair ran minutes apart).
-    let paired = |name: &str| -> String {
-        let d: Vec<String> = per_round(name)
-            .into_iter()
+    let pass = per_round("passthrough");
+    let pass_median = median(pass.iter().map(|x| x.1).collect());
+    let _ = writeln!(
+        out,
+        "- lagged + skipped frames at 720p, median over the rounds: pass-through {}",
+        num(pass_median, 0)
+    );
+    for sc in SCENARIOS.iter().filter(|s| s.backdrop()) {
+        let mine = per_round(sc.name);
+        if mine.is_empty() {
+            continue;
+        }
+        let diffs: Vec<String> = mine
+            .iter()
             .filter_map(|(k, x)| {
-                let p = pass_rounds.iter().find(|(pk, _)| *pk == k)?.1;
+                let p = pass.iter().find(|(pk, _)| pk == k)?.1;
                 Some(format!("{:+.0}", x - p))
             })
             .collect();
-        d.join(", ")
-    };
-    let rounds = all_rounds.iter().map(|r| r.round.max(1)).max().unwrap_or(1);
-    let show = |m: Option<f64>, v: &[f64]| {
-        if rounds > 1 {
-            let each: Vec<String> = v.iter().map(|x| format!("{x:.0}")).collect();
-            format!("median {} of {}", num(m, 0), each.join(", "))
-        } else {
-            num(m, 0)
-        }
-    };
-    let (pass_bad, pass_each) = bad_frames("passthrough");
-    let mut parts = Vec::new();
-    let mut ok: Option<bool> = None;
-    for r in &backdrop_720 {
-        let Some(sc) = r.scenario else { continue };
-        let (m, each) = bad_frames(sc.name);
-        if let (Some(m), Some(p)) = (m, pass_bad) {
-            ok = Some(ok.unwrap_or(true) && m <= p);
-            let vs = if rounds > 1 {
-                format!(" (minus pass-through, round by round: {})", paired(sc.name))
-            } else {
-                String::new()
-            };
-            parts.push(format!("{} {}{vs}", label(r), show(Some(m), &each)));
-        }
-    }
-    let _ = writeln!(
-        out,
-        "- At 720p30, no more lagged + skipped frames with Backdrop than with the pass-through filter ({}){}: {} ({}).",
-        show(pass_bad, &pass_each),
-        if rounds > 1 {
-            format!(", over {rounds} rounds run in turn")
-        } else {
-            String::new()
-        },
-        verdict(ok),
-        if parts.is_empty() { "n/a".into() } else { parts.join(", ") }
-    );
-
-    // 5. Mask age.
-    let ages: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.scenario.is_some_and(|s| s.backdrop()) && r.mask_age.is_some())
-        .collect();
-    let ok = (!ages.is_empty()).then(|| {
-        ages.iter()
-            .all(|r| r.mask_age.unwrap_or(f64::MAX) <= BAR_MASK_AGE)
-    });
-    let _ = writeln!(
-        out,
-        "- Mask age <= {BAR_MASK_AGE} frames (median of the run): {} ({}).",
-        verdict(ok),
-        ages.iter()
-            .map(|r| format!(
-                "{} {}: {} (max {})",
-                label(r),
-                r.res.map_or("?".into(), |x| x.name()),
-                num(r.mask_age, 0),
-                num(r.mask_age_max, 0)
-            ))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-
-    // 6. Allocations.
-    let pass = find(rows, "passthrough", p720);
-    let pass_allocs = pass.and_then(|p| p.allocs_graphics_per_loop);
-    let mut parts = Vec::new();
-    let mut ok: Option<bool> = None;
-    for r in &backdrop_720 {
-        let w = r.allocs_worker_per_inferred;
-        let g = r.allocs_graphics_direct_per_loop;
-        if let (Some(w), Some(g)) = (w, g) {
-            ok = Some(ok.unwrap_or(true) && w < 0.5 && g < 0.5);
-        }
-        parts.push(format!(
-            "{}: graphics thread {} per loop by the plugin's code, {} by libobs/Mesa inside its gs_* calls \
-             (+ {} while it draws its target); worker {} per inferred frame ({} inside ONNX Runtime, {} by the plugin's code)",
-            label(r),
-            num(g, 1),
-            num(r.allocs_graphics_filter_per_loop.zip(g).map(|(a, g)| a - g), 1),
-            num(r.allocs_graphics_target_per_loop, 1),
-            num(w, 1),
-            num(r.allocs_worker_ort_per_inferred, 1),
-            num(r.allocs_worker_direct_per_inferred, 1),
-        ));
-    }
-    let bare_allocs = backdrop_720.iter().find_map(|r| r.bare_allocs);
-    let binding_allocs = backdrop_720.iter().find_map(|r| r.bare_binding_allocs);
-    let none_allocs = find(rows, "none", p720).and_then(|r| r.allocs_graphics_per_loop);
-    let _ = writeln!(
-        out,
-        "- Zero allocations per frame in steady state on the graphics thread and the worker: {}. {}. The bare Session::run alone makes {} per run, \
-         {} through an IoBinding with its input and output bound once. \
-         For scale: the whole graphics thread makes {} per loop with no filter and {} with the pass-through filter.",
-        verdict(ok),
-        if parts.is_empty() { "no figures".into() } else { parts.join("; ") },
-        num(bare_allocs, 1),
-        num(binding_allocs, 1),
-        num(none_allocs, 1),
-        num(pass_allocs, 1),
-    );
-
-    // Figures asked for alongside the bars.
-    let _ = writeln!(out);
-    for res in [Resolution::P720, Resolution::P1080] {
-        let Some(pass) = find(rows, "passthrough", res) else {
-            continue;
-        };
-        let none = find(rows, "none", res);
-        let added: Vec<String> = rows
-            .iter()
-            .filter(|r| {
-                r.res == Some(res) && r.scenario.is_some_and(|s| s.backdrop()) && r.error.is_none()
-            })
-            .map(|r| {
-                format!(
-                    "{} {} ms (graphics thread {} cores)",
-                    label(r),
-                    num(r.frame_ms.zip(pass.frame_ms).map(|(a, b)| a - b), 1),
-                    num(
-                        r.graphics_cores
-                            .zip(pass.graphics_cores)
-                            .map(|(a, b)| a - b),
-                        3
-                    ),
-                )
-            })
-            .collect();
         let _ = writeln!(
             out,
-            "- {}: OBS frame time added on the graphics thread against the pass-through filter ({} ms; no filter {} ms): {}.",
-            res.name(),
-            num(pass.frame_ms, 1),
-            num(none.and_then(|n| n.frame_ms), 1),
-            if added.is_empty() { "n/a".into() } else { added.join(", ") }
-        );
-    }
-    if let (Some(b), Some(c)) = (find(rows, "blur", p720), find(rows, "color", p720)) {
-        let share = b.render.0.zip(c.render.0).map(|(b, c)| (b - c) / b * 100.0);
-        let share_obs = b
-            .frame_ms
-            .zip(c.frame_ms)
-            .map(|(bf, cf)| (bf - cf) / bf * 100.0);
-        let _ = writeln!(
-            out,
-            "- The blur's share of the filter's graphics-thread time at 720p (blur vs colour mode): render {} vs {} ms median = {} %; of OBS's whole frame time: {} vs {} ms = {} %.",
-            num(b.render.0, 2),
-            num(c.render.0, 2),
-            num(share, 0),
-            num(b.frame_ms, 1),
-            num(c.frame_ms, 1),
-            num(share_obs, 0),
+            "  - {}: {} (minus pass-through, round by round: {})",
+            sc.label,
+            num(median(mine.iter().map(|x| x.1).collect()), 0),
+            diffs.join(", ")
         );
     }
     out
@@ -1439,8 +1161,8 @@ pub fn run(opts: &PerfOptions) -> Result<()> {
          the bare Session::run median. ms cells: median (p95). n/a: not reported; –: not applicable.\n"
     );
     md.push_str(&counts_table(&rows));
-    let _ = writeln!(md, "\n## Bars\n");
-    md.push_str(&bars(&rows));
+    let _ = writeln!(md, "\n## Comparisons\n");
+    md.push_str(&comparisons(&rows));
     let failures: Vec<String> = rows
         .iter()
         .filter_map(|r| {
@@ -1510,7 +1232,7 @@ mod tests {
     }
 
     #[test]
-    fn bars_from_rows() {
+    fn comparisons_from_rows() {
         let sc = |n: &str| SCENARIOS.iter().copied().find(|s| s.name == n);
         let row = |n: &str, worker_cores: f64, lagged: f64| Row {
             scenario: sc(n),
@@ -1532,27 +1254,20 @@ mod tests {
             row("blur", 0.05, 4.0),
             row("blur-still", 0.025, 4.0),
         ];
-        let b = bars(&rows);
+        let c = comparisons(&rows);
         assert!(
-            b.contains("1.3x the bare Session::run median, 720p: **met** on the wall-clock"),
-            "{b}"
+            c.contains("worker 0.100 cores at 30 rendered frames/s (0.050 measured at 15.0"),
+            "{c}"
         );
+        assert!(c.contains("worker / bare Session::run 1.20 (wall)"), "{c}");
         assert!(
-            b.contains("<= 0.12 cores: **met** (0.100 cores in blur"),
-            "{b}"
+            c.contains("still / moving worker cores (blur): 0.50"),
+            "{c}"
         );
-        assert!(b.contains("0.050 cores measured at 15.0 rendered"), "{b}");
-        assert!(b.contains("sits still: **met** (0.050 cores at 30"), "{b}");
-        assert!(b.contains("pass-through filter (5): **met**"), "{b}");
-        assert!(
-            b.contains("Mask age <= 2 frames (median of the run): **met**"),
-            "{b}"
-        );
-        assert!(b.contains("bytes_per_frame"), "{b}");
         let t = table(&rows);
         assert_eq!(t.lines().count(), 2 + rows.len());
 
-        // Rounds: the lagged-frames bar compares medians; the other bars keep the first round.
+        // Rounds: lagged frames compare medians; the other figures keep the first round.
         let in_round = |mut r: Row, k: u32| {
             r.round = k;
             r
@@ -1565,17 +1280,14 @@ mod tests {
             in_round(row("passthrough", 0.0, 30.0), 3),
             in_round(row("blur", 0.05, 20.0), 3),
         ];
-        let b = bars(&rounds);
+        let c = comparisons(&rounds);
+        assert!(c.contains("pass-through 30"), "{c}");
         assert!(
-            b.contains(
-                "pass-through filter (median 30 of 50, 10, 30), over 3 rounds run in turn: \
-                 **not met** (Backdrop blur median 40 of 40, 90, 20 (minus pass-through, round by \
-                 round: -10, +80, -10))"
-            ),
-            "{b}"
+            c.contains("Backdrop blur: 40 (minus pass-through, round by round: -10, +80, -10)"),
+            "{c}"
         );
-        assert!(b.contains("0.050 cores measured"), "{b}");
-        assert!(!b.contains("0.500 cores measured"), "{b}");
+        assert!(c.contains("0.050 measured"), "{c}");
+        assert!(!c.contains("0.500 measured"), "{c}");
         assert!(table(&rounds).contains("| Backdrop blur (round 3) |"));
     }
 }

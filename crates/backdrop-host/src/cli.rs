@@ -1,97 +1,13 @@
-//! Command-line options of `backdrop-render`, parsed by hand (no CLI crate).
-//!
-//! Every option accepts both `--name value` and `--name=value`.
+//! Command-line options of `backdrop-render` ([`Args`], parsed by clap) and the validated
+//! [`Options`] of one run made from them.
 
 use anyhow::{bail, Context, Result};
+use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Usage text printed by `--help`.
-pub const USAGE: &str = "\
-backdrop-render: headless OBS host for the obs-backdrop filter (demo and end-to-end test driver).
-Runs under an X display (e.g. `xvfb-run -a backdrop-render ...`).
-
-USAGE:
-    backdrop-render --input SPEC [--input SPEC ...] [OPTIONS]
-
-INPUT:
-    --input SPEC            image (.png .jpg .jpeg .bmp), video file, color:WxH[:AARRGGBB], or
-                            v4l2:/dev/videoN (a webcam, through OBS's own v4l2_input)
-                            (repeatable; several images are processed one after another)
-    --webcam-format F       v4l2 inputs: yuyv or mjpeg (default: the device's current format;
-                            mjpeg is read as full range)
-    --webcam-size WxH       v4l2 inputs: capture size (default: the device's current size)
-    --webcam-fps N          v4l2 inputs: capture frame rate (default: the device's current rate)
-    --source-set KEY=VALUE  any setting of the input source (e.g. buffering=false for v4l2);
-                            VALUE parsed as for --set (repeatable)
-    --input-list FILE       one input SPEC per line (blank lines and # comments ignored)
-
-OUTPUT:
-    --out DIR               output folder (default: out); gets obs.log and report.json
-    --record FILE.mp4       record the filtered output (obs_x264 CRF 18 + ffmpeg_aac, ffmpeg_muxer)
-    --stills N              write N side-by-side PNGs (original | result) spread over the run,
-                            OUT/still_0001.png ...
-    --virtualcam            send the output to OBS's virtual camera (virtualcam_output of the
-                            linux-v4l2 module: the first free v4l2loopback device, YUY2 at the
-                            canvas size); stopped and released at the end of the run
-    --views N               draw the filtered source N times per frame (1-8; output channels
-                            0..N-1 of the main view), as a projector or studio mode's second
-                            view draws it (default 1)
-
-FILTER:
-    --plugin DIR            plugin folder with bin/64bit/obs-backdrop.so and data/
-                            (default: build/plugin/obs-backdrop)
-    --no-filter             run without any filter
-    --passthrough-filter    use OBS's own color_filter_v2 at defaults (identity) instead of the
-                            backdrop filter, for comparison
-    --mode MODE             blur | image | color | transparent          (setting \"mode\")
-    --background-image PATH background image                            (setting \"image_path\")
-    --color RRGGBB          background colour                           (setting \"color\", 0xAABBGGRR)
-    --model ID              e.g. selfie_general, selfie_landscape       (setting \"model\")
-    --set KEY=VALUE         any filter setting; VALUE parsed as int, float, bool, else string
-                            (repeatable)
-
-TIMING:
-    --fps FPS               canvas frame rate: 30, 29.97 or 30000/1001 (default: the video's own
-                            rate from ffprobe, else 30)
-    --canvas WxH            canvas size (default: the input's size)
-    --frames N              stop after N captured output frames
-    --duration SECONDS      stop after this long
-    --loop                  loop video inputs (needs --frames, --duration or --virtualcam)
-    --settle N              image inputs: wait for N new masks (or N frames without the filter's
-                            stats) before taking the result (default 3)
-    --timeout-s SECONDS     bound on every wait (default 30)
-
-PERFORMANCE (report.json \"perf\"; run mode):
-    --perf-warmup SECONDS   the steady window starts this long after the first output frame
-                            (default 2); CPU per process and per thread, OBS frame time, lagged
-                            and skipped frames and the filter's stats are taken over the window
-    --bare-inference-runs N after the window, time N bare Session::run calls of the filter's
-                            model (plugin's data/models, same session options) on one frame of
-                            the input, paced at the frame interval while the scene keeps
-                            running, then N through an IoBinding (default 0: off)
-    --count-allocations     count malloc/calloc/realloc/memalign calls per thread over the
-                            window (the graphics thread's and the worker's per frame), and
-                            attribute those of the graphics and worker threads to the plugin /
-                            ONNX Runtime / libobs+Mesa from sampled stack traces
-    --trace-allocations-every N   one stack trace per N allocations on those threads (default
-                            64; 1 traces all: exact, but ~2 ms more CPU per inferred frame)
-
-FAULT INJECTION (robustness tests):
-    --remove-filter-after-frames N   remove and release the filter after N frames, then keep
-                                     capturing for at least 1 s
-    --settings-storm N               one obs_source_update with varying settings per output
-                                     frame for N frames (from frame 5), then one restoring
-                                     the settings
-    --resize-at-frame F:WxH          at frame F resize a color: input to WxH, or switch an image
-                                     input to --resize-image
-    --resize-image PATH              image used by --resize-at-frame for image inputs
-
-OBS:
-    --obs-plugins-dir DIR   system OBS module binaries (default /usr/lib/x86_64-linux-gnu/obs-plugins)
-    --obs-data-dir DIR      system OBS module data (default /usr/share/obs/obs-plugins)
-    -h, --help              print this help
-
+/// What `--help` prints after the options.
+const AFTER_HELP: &str = "\
 Image inputs without --frames/--duration run in still mode: for each image the canvas is reset to
 its size, the result is taken once the filter has produced --settle masks of it, and
 OUT/<stem>.png (original | result) and OUT/<stem>.result.png (result alone, RGBA) are written.
@@ -103,6 +19,191 @@ counts and one entry per input; in run mode also \"perf\" (see PERFORMANCE). Exi
 success; 1 setup failure (no DISPLAY, plugin or input missing, module load failed, filter not
 registered); 2 bad arguments; 3 run error (a wait timed out, an input failed, interrupted), with
 report.json still written.";
+
+/// backdrop-render: headless OBS host for the obs-backdrop filter (demo and end-to-end test
+/// driver). Runs under an X display (e.g. `xvfb-run -a backdrop-render ...`).
+#[derive(Parser, Debug)]
+#[command(name = "backdrop-render", after_help = AFTER_HELP)]
+pub struct Args {
+    /// image (.png .jpg .jpeg .bmp), video file, color:WxH[:AARRGGBB], or v4l2:/dev/videoN (a
+    /// webcam, through OBS's own v4l2_input); repeatable: several images are processed one
+    /// after another
+    #[arg(long = "input", value_name = "SPEC", value_parser = InputSpec::parse, help_heading = "Input")]
+    inputs: Vec<InputSpec>,
+    /// one input SPEC per line (blank lines and # comments ignored)
+    #[arg(long, value_name = "FILE", help_heading = "Input")]
+    input_list: Option<PathBuf>,
+    /// v4l2 inputs: yuyv or mjpeg (default: the device's current format; mjpeg is read as full
+    /// range)
+    #[arg(long, value_name = "F", value_parser = WebcamFormat::parse, help_heading = "Input")]
+    webcam_format: Option<WebcamFormat>,
+    /// v4l2 inputs: capture size (default: the device's current size)
+    #[arg(long, value_name = "WxH", value_parser = parse_size, help_heading = "Input")]
+    webcam_size: Option<(u32, u32)>,
+    /// v4l2 inputs: capture frame rate (default: the device's current rate)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Input")]
+    webcam_fps: Option<u32>,
+    /// any setting of the input source (e.g. buffering=false for v4l2); VALUE parsed as for
+    /// --set (repeatable)
+    #[arg(long = "source-set", value_name = "KEY=VALUE", value_parser = parse_key_value, help_heading = "Input")]
+    source_sets: Vec<(String, SetValue)>,
+
+    /// output folder; gets obs.log and report.json
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "out",
+        help_heading = "Output"
+    )]
+    out: PathBuf,
+    /// record the filtered output (obs_x264 CRF 18 + ffmpeg_aac, ffmpeg_muxer)
+    #[arg(long, value_name = "FILE.mp4", help_heading = "Output")]
+    record: Option<PathBuf>,
+    /// write N side-by-side PNGs (original | result) spread over the run, OUT/still_0001.png ...
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Output")]
+    stills: u32,
+    /// send the output to OBS's virtual camera (virtualcam_output of the linux-v4l2 module: the
+    /// first free v4l2loopback device, YUY2 at the canvas size); stopped and released at the end
+    #[arg(long, help_heading = "Output")]
+    virtualcam: bool,
+    /// draw the filtered source N times per frame (output channels 0..N-1 of the main view), as
+    /// a projector or studio mode's second view draws it
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8), help_heading = "Output")]
+    views: u32,
+
+    /// plugin folder with bin/64bit/obs-backdrop.so and data/
+    #[arg(
+        long = "plugin",
+        value_name = "DIR",
+        default_value = "build/plugin/obs-backdrop",
+        help_heading = "Filter"
+    )]
+    plugin_dir: PathBuf,
+    /// run without any filter
+    #[arg(long, conflicts_with = "passthrough_filter", help_heading = "Filter")]
+    no_filter: bool,
+    /// use OBS's own color_filter_v2 at defaults (identity) instead of the backdrop filter, for
+    /// comparison
+    #[arg(long, help_heading = "Filter")]
+    passthrough_filter: bool,
+    /// blur | image | color | transparent (setting "mode")
+    #[arg(long, value_name = "MODE", help_heading = "Filter")]
+    mode: Option<String>,
+    /// background image (setting "image_path")
+    #[arg(long, value_name = "PATH", help_heading = "Filter")]
+    background_image: Option<PathBuf>,
+    /// background colour (setting "color", stored as 0xAABBGGRR)
+    #[arg(long, value_name = "RRGGBB", value_parser = parse_rgb, help_heading = "Filter")]
+    color: Option<u32>,
+    /// e.g. selfie_general, selfie_landscape (setting "model")
+    #[arg(long, value_name = "ID", help_heading = "Filter")]
+    model: Option<String>,
+    /// any filter setting; VALUE parsed as int, float, bool, else string (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value, help_heading = "Filter")]
+    sets: Vec<(String, SetValue)>,
+
+    /// canvas frame rate: 30, 29.97 or 30000/1001 (default: the video's own rate from ffprobe,
+    /// else 30)
+    #[arg(long, value_name = "FPS", value_parser = Fps::parse, help_heading = "Timing")]
+    fps: Option<Fps>,
+    /// canvas size (default: the input's size)
+    #[arg(long, value_name = "WxH", value_parser = parse_size, help_heading = "Timing")]
+    canvas: Option<(u32, u32)>,
+    /// stop after N captured output frames
+    #[arg(long, value_name = "N", help_heading = "Timing")]
+    frames: Option<u64>,
+    /// stop after this long
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds, help_heading = "Timing")]
+    duration: Option<f64>,
+    /// loop video inputs (needs --frames, --duration or --virtualcam)
+    #[arg(long = "loop", help_heading = "Timing")]
+    looping: bool,
+    /// image inputs: wait for N new masks (or N frames without the filter's stats) before
+    /// taking the result
+    #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Timing")]
+    settle: u64,
+    /// bound on every wait
+    #[arg(long = "timeout-s", value_name = "SECONDS", default_value = "30", value_parser = positive_seconds, help_heading = "Timing")]
+    timeout_s: f64,
+
+    /// the steady window starts this long after the first output frame; CPU per process and per
+    /// thread, OBS frame time, lagged and skipped frames and the filter's stats are taken over
+    /// the window (report.json "perf"; run mode)
+    #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = non_negative_seconds, help_heading = "Performance")]
+    perf_warmup: f64,
+    /// after the window, time N bare Session::run calls of the filter's model (plugin's
+    /// data/models, same session options) on one frame of the input, paced at the frame
+    /// interval while the scene keeps running, then N through an IoBinding (0: off)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        help_heading = "Performance"
+    )]
+    bare_inference_runs: u32,
+    /// count malloc/calloc/realloc/memalign calls per thread over the window (the graphics
+    /// thread's and the worker's per frame), and attribute those of the graphics and worker
+    /// threads to the plugin / ONNX Runtime / libobs+Mesa from sampled stack traces
+    #[arg(long, help_heading = "Performance")]
+    count_allocations: bool,
+    /// one stack trace per N allocations on those threads (1 traces all: exact, but ~2 ms more
+    /// CPU per inferred frame)
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Performance")]
+    trace_allocations_every: u64,
+
+    /// remove and release the filter after N frames, then keep capturing for at least 1 s
+    #[arg(long, value_name = "N", help_heading = "Fault injection")]
+    remove_filter_after_frames: Option<u64>,
+    /// one obs_source_update with varying settings per output frame for N frames (from frame
+    /// 5), then one restoring the settings
+    #[arg(long, value_name = "N", help_heading = "Fault injection")]
+    settings_storm: Option<u32>,
+    /// at frame F resize a color: input to WxH, or switch an image input to --resize-image
+    #[arg(long, value_name = "F:WxH", value_parser = parse_resize, help_heading = "Fault injection")]
+    resize_at_frame: Option<(u64, u32, u32)>,
+    /// image used by --resize-at-frame for image inputs
+    #[arg(long, value_name = "PATH", help_heading = "Fault injection")]
+    resize_image: Option<PathBuf>,
+
+    /// system OBS module binaries
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/usr/lib/x86_64-linux-gnu/obs-plugins",
+        help_heading = "OBS"
+    )]
+    obs_plugins_dir: PathBuf,
+    /// system OBS module data
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/usr/share/obs/obs-plugins",
+        help_heading = "OBS"
+    )]
+    obs_data_dir: PathBuf,
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t.is_finite() && t > 0.0 => Ok(t),
+        _ => Err(format!("{s:?} is not a number of seconds > 0")),
+    }
+}
+
+fn non_negative_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
+        _ => Err(format!("{s:?} is not a number of seconds >= 0")),
+    }
+}
+
+fn parse_resize(v: &str) -> Result<(u64, u32, u32)> {
+    let (f, size) = v
+        .split_once(':')
+        .with_context(|| format!("{v:?} is not F:WxH"))?;
+    let (w, h) = parse_size(size)?;
+    Ok((f.parse().context("frame")?, w, h))
+}
 
 /// One input given with `--input`.
 #[derive(Debug, Clone, PartialEq)]
@@ -223,11 +324,12 @@ pub enum WebcamFormat {
 }
 
 impl WebcamFormat {
-    fn parse(s: &str) -> Result<Self> {
+    /// `yuyv` (or `yuy2`) or `mjpeg` (or `mjpg`), any case.
+    pub fn parse(s: &str) -> Result<Self> {
         match s.to_ascii_lowercase().as_str() {
             "yuyv" | "yuy2" => Ok(WebcamFormat::Yuyv),
             "mjpeg" | "mjpg" => Ok(WebcamFormat::Mjpeg),
-            _ => bail!("--webcam-format {s:?}: want yuyv or mjpeg"),
+            _ => bail!("{s:?}: want yuyv or mjpeg"),
         }
     }
 }
@@ -329,55 +431,6 @@ pub struct Options {
     pub trace_allocations_every: u64,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            inputs: Vec::new(),
-            out: PathBuf::from("out"),
-            plugin_dir: PathBuf::from("build/plugin/obs-backdrop"),
-            obs_plugins_dir: PathBuf::from("/usr/lib/x86_64-linux-gnu/obs-plugins"),
-            obs_data_dir: PathBuf::from("/usr/share/obs/obs-plugins"),
-            filter: FilterChoice::Backdrop,
-            mode: None,
-            background_image: None,
-            color: None,
-            model: None,
-            sets: Vec::new(),
-            source_sets: Vec::new(),
-            webcam_format: None,
-            webcam_size: None,
-            webcam_fps: None,
-            virtualcam: false,
-            views: 1,
-            fps: None,
-            canvas: None,
-            frames: None,
-            duration: None,
-            looping: false,
-            record: None,
-            stills: 0,
-            settle: 3,
-            timeout: Duration::from_secs(30),
-            remove_filter_after_frames: None,
-            settings_storm: None,
-            resize_at_frame: None,
-            resize_image: None,
-            perf_warmup: Duration::from_secs(2),
-            bare_inference_runs: 0,
-            count_allocations: false,
-            trace_allocations_every: 64,
-        }
-    }
-}
-
-/// Result of argument parsing.
-pub enum Parsed {
-    /// Run with these options.
-    Run(Box<Options>),
-    /// `--help` was given.
-    Help,
-}
-
 /// Parses `WxH` (e.g. `640x480`); zero sizes are allowed.
 pub fn parse_size(s: &str) -> Result<(u32, u32)> {
     let (w, h) = s
@@ -393,7 +446,8 @@ pub fn parse_size(s: &str) -> Result<(u32, u32)> {
     ))
 }
 
-fn parse_rgb(s: &str) -> Result<u32> {
+/// Parses `RRGGBB` (a leading `#` allowed) as 0xRRGGBB.
+pub fn parse_rgb(s: &str) -> Result<u32> {
     let hex = s.trim_start_matches('#');
     if hex.len() != 6 {
         bail!("colour {s:?} is not RRGGBB");
@@ -401,10 +455,11 @@ fn parse_rgb(s: &str) -> Result<u32> {
     u32::from_str_radix(hex, 16).with_context(|| format!("colour {s:?} is not RRGGBB"))
 }
 
-fn parse_key_value(option: &str, kv: &str) -> Result<(String, SetValue)> {
+/// Parses `KEY=VALUE`, the value as [`SetValue::parse`].
+pub fn parse_key_value(kv: &str) -> Result<(String, SetValue)> {
     let (k, v) = kv
         .split_once('=')
-        .with_context(|| format!("{option} {kv:?} is not KEY=VALUE"))?;
+        .with_context(|| format!("{kv:?} is not KEY=VALUE"))?;
     Ok((k.to_string(), SetValue::parse(v)))
 }
 
@@ -418,120 +473,69 @@ fn read_input_list(path: &Path) -> Result<Vec<InputSpec>> {
         .collect()
 }
 
-/// Parses the arguments after the program name.
-pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed> {
-    let mut o = Options::default();
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        // Fetches the option's value: inline after '=' or the next argument.
-        let mut value = |what: &str| -> Result<String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it
-                    .next()
-                    .with_context(|| format!("{name} needs a value ({what})")),
-            }
-        };
-        match name.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "--input" => o.inputs.push(InputSpec::parse(&value("SPEC")?)?),
-            "--input-list" => o
-                .inputs
-                .extend(read_input_list(Path::new(&value("FILE")?))?),
-            "--out" => o.out = value("DIR")?.into(),
-            "--record" => o.record = Some(value("FILE.mp4")?.into()),
-            "--stills" => o.stills = value("N")?.parse().context("--stills")?,
-            "--plugin" => o.plugin_dir = value("DIR")?.into(),
-            "--no-filter" => o.filter = FilterChoice::None,
-            "--passthrough-filter" => o.filter = FilterChoice::Passthrough,
-            "--mode" => o.mode = Some(value("MODE")?),
-            "--background-image" => o.background_image = Some(value("PATH")?.into()),
-            "--color" => o.color = Some(parse_rgb(&value("RRGGBB")?)?),
-            "--model" => o.model = Some(value("ID")?),
-            "--set" => o.sets.push(parse_key_value(&name, &value("KEY=VALUE")?)?),
-            "--source-set" => o
-                .source_sets
-                .push(parse_key_value(&name, &value("KEY=VALUE")?)?),
-            "--webcam-format" => o.webcam_format = Some(WebcamFormat::parse(&value("F")?)?),
-            "--webcam-size" => o.webcam_size = Some(parse_size(&value("WxH")?)?),
-            "--webcam-fps" => {
-                let n: u32 = value("N")?.parse().context("--webcam-fps")?;
-                if n == 0 {
-                    bail!("--webcam-fps must be > 0");
-                }
-                o.webcam_fps = Some(n);
-            }
-            "--virtualcam" => o.virtualcam = true,
-            "--views" => {
-                let n: u32 = value("N")?.parse().context("--views")?;
-                if !(1..=8).contains(&n) {
-                    bail!("--views must be 1 to 8");
-                }
-                o.views = n;
-            }
-            "--fps" => o.fps = Some(Fps::parse(&value("FPS")?)?),
-            "--canvas" => o.canvas = Some(parse_size(&value("WxH")?)?),
-            "--frames" => o.frames = Some(value("N")?.parse().context("--frames")?),
-            "--duration" => {
-                let d: f64 = value("SECONDS")?.parse().context("--duration")?;
-                if !(d.is_finite() && d > 0.0) {
-                    bail!("--duration must be > 0");
-                }
-                o.duration = Some(d);
-            }
-            "--loop" => o.looping = true,
-            "--settle" => o.settle = value("N")?.parse().context("--settle")?,
-            "--timeout-s" => {
-                let t: f64 = value("SECONDS")?.parse().context("--timeout-s")?;
-                if !(t.is_finite() && t > 0.0) {
-                    bail!("--timeout-s must be > 0");
-                }
-                o.timeout = Duration::from_secs_f64(t);
-            }
-            "--remove-filter-after-frames" => {
-                o.remove_filter_after_frames = Some(value("N")?.parse().context(name.clone())?)
-            }
-            "--settings-storm" => {
-                o.settings_storm = Some(value("N")?.parse().context("--settings-storm")?)
-            }
-            "--resize-at-frame" => {
-                let v = value("F:WxH")?;
-                let (f, size) = v
-                    .split_once(':')
-                    .with_context(|| format!("--resize-at-frame {v:?} is not F:WxH"))?;
-                let (w, h) = parse_size(size)?;
-                o.resize_at_frame = Some((f.parse().context("--resize-at-frame frame")?, w, h));
-            }
-            "--resize-image" => o.resize_image = Some(value("PATH")?.into()),
-            "--perf-warmup" => {
-                let t: f64 = value("SECONDS")?.parse().context("--perf-warmup")?;
-                if !(t.is_finite() && t >= 0.0) {
-                    bail!("--perf-warmup must be >= 0");
-                }
-                o.perf_warmup = Duration::from_secs_f64(t);
-            }
-            "--bare-inference-runs" => {
-                o.bare_inference_runs = value("N")?.parse().context("--bare-inference-runs")?
-            }
-            "--count-allocations" => o.count_allocations = true,
-            "--trace-allocations-every" => {
-                let n: u64 = value("N")?.parse().context("--trace-allocations-every")?;
-                if n == 0 {
-                    bail!("--trace-allocations-every must be >= 1");
-                }
-                o.trace_allocations_every = n;
-            }
-            "--obs-plugins-dir" => o.obs_plugins_dir = value("DIR")?.into(),
-            "--obs-data-dir" => o.obs_data_dir = value("DIR")?.into(),
-            other => bail!("unknown option {other:?} (see --help)"),
+impl TryFrom<Args> for Options {
+    type Error = anyhow::Error;
+
+    /// Reads `--input-list` and checks what clap cannot: the combinations of options.
+    fn try_from(a: Args) -> Result<Self> {
+        let mut inputs = a.inputs;
+        if let Some(list) = &a.input_list {
+            inputs.extend(read_input_list(list)?);
         }
+        let o = Options {
+            inputs,
+            out: a.out,
+            plugin_dir: a.plugin_dir,
+            obs_plugins_dir: a.obs_plugins_dir,
+            obs_data_dir: a.obs_data_dir,
+            filter: if a.no_filter {
+                FilterChoice::None
+            } else if a.passthrough_filter {
+                FilterChoice::Passthrough
+            } else {
+                FilterChoice::Backdrop
+            },
+            mode: a.mode,
+            background_image: a.background_image,
+            color: a.color,
+            model: a.model,
+            sets: a.sets,
+            source_sets: a.source_sets,
+            webcam_format: a.webcam_format,
+            webcam_size: a.webcam_size,
+            webcam_fps: a.webcam_fps,
+            virtualcam: a.virtualcam,
+            views: a.views,
+            fps: a.fps,
+            canvas: a.canvas,
+            frames: a.frames,
+            duration: a.duration,
+            looping: a.looping,
+            record: a.record,
+            stills: a.stills,
+            settle: a.settle,
+            timeout: Duration::from_secs_f64(a.timeout_s),
+            remove_filter_after_frames: a.remove_filter_after_frames,
+            settings_storm: a.settings_storm,
+            resize_at_frame: a.resize_at_frame,
+            resize_image: a.resize_image,
+            perf_warmup: Duration::from_secs_f64(a.perf_warmup),
+            bare_inference_runs: a.bare_inference_runs,
+            count_allocations: a.count_allocations,
+            trace_allocations_every: a.trace_allocations_every,
+        };
+        validate(&o)?;
+        Ok(o)
     }
-    validate(&o)?;
-    Ok(Parsed::Run(Box::new(o)))
+}
+
+/// Parses the arguments after the program name into validated options.
+///
+/// # Errors
+/// clap's (unknown option, bad value, `--help`) or a combination [`Options`] refuses.
+pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Options> {
+    let args = Args::try_parse_from(std::iter::once("backdrop-render".to_string()).chain(args))?;
+    Options::try_from(args)
 }
 
 fn validate(o: &Options) -> Result<()> {
@@ -592,7 +596,7 @@ mod tests {
 
     #[test]
     fn parses_inputs_and_values() {
-        let Parsed::Run(o) = parse_args(args(&[
+        let o = parse_args(args(&[
             "--input",
             "a.JPG",
             "--set",
@@ -606,9 +610,7 @@ mod tests {
             "00ff00",
             "--fps=29.97",
         ]))
-        .unwrap() else {
-            panic!()
-        };
+        .unwrap();
         assert_eq!(o.inputs, vec![InputSpec::Image("a.JPG".into())]);
         assert_eq!(o.sets[0].1, SetValue::Float(0.5));
         assert_eq!(o.sets[1], ("flag".into(), SetValue::Bool(true)));
@@ -647,7 +649,7 @@ mod tests {
 
     #[test]
     fn parses_webcam_input() {
-        let Parsed::Run(o) = parse_args(args(&[
+        let o = parse_args(args(&[
             "--input",
             "v4l2:/dev/video11",
             "--webcam-format",
@@ -657,9 +659,7 @@ mod tests {
             "--source-set",
             "buffering=false",
         ]))
-        .unwrap() else {
-            panic!()
-        };
+        .unwrap();
         assert_eq!(o.inputs, vec![InputSpec::Webcam("/dev/video11".into())]);
         assert_eq!(o.webcam_format, Some(WebcamFormat::Mjpeg));
         assert_eq!(o.webcam_size, Some((640, 480)));
@@ -667,5 +667,30 @@ mod tests {
         assert_eq!(o.source_sets[0].1, SetValue::Bool(false));
         assert!(InputSpec::parse("v4l2:").is_err());
         assert!(parse_args(args(&["--input", "a.mp4", "--webcam-fps", "30"])).is_err());
+    }
+
+    #[test]
+    fn defaults_bad_values_and_combinations() {
+        let o = parse_args(args(&["--input", "a.mp4"])).unwrap();
+        assert_eq!(o.out, PathBuf::from("out"));
+        assert_eq!((o.views, o.settle, o.stills), (1, 3, 0));
+        assert_eq!(o.timeout, Duration::from_secs(30));
+        assert_eq!(o.filter, FilterChoice::Backdrop);
+        for bad in [
+            &["--input", "a.mp4", "--views", "9"][..],
+            &["--input", "a.mp4", "--duration", "0"],
+            &["--input", "a.mp4", "--timeout-s", "-1"],
+            &["--input", "a.mp4", "--color", "12345"],
+            &["--input", "a.mp4", "--no-filter", "--passthrough-filter"],
+            &["--input", "a.mp4", "--bogus"],
+            &["--loop", "--input", "a.mp4"],
+            &[],
+        ] {
+            assert!(parse_args(args(bad)).is_err(), "{bad:?}");
+        }
+        let help = parse_args(args(&["--help"])).unwrap_err();
+        let help = help.downcast_ref::<clap::Error>().expect("clap's");
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(help.to_string().contains("--settings-storm"));
     }
 }

@@ -8,17 +8,13 @@
 //! The host itself is the `backdrop_host` library (see its crate documentation).
 
 use backdrop_host::{cli, run};
-use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let opts = match cli::parse_args(std::env::args().skip(1)) {
-        Ok(cli::Parsed::Help) => {
-            // Ignore a closed pipe (`--help | head`).
-            let _ = writeln!(std::io::stdout(), "{}", cli::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Ok(cli::Parsed::Run(o)) => o,
+    // clap prints --help and its own errors (exit 2).
+    let args = <cli::Args as clap::Parser>::parse();
+    let opts = match cli::Options::try_from(args) {
+        Ok(o) => o,
         Err(e) => {
             eprintln!("backdrop-render: {e:#}\n(see --help)");
             return ExitCode::from(2);
