@@ -25,6 +25,33 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// Copies `height` rows of `width * 4` bytes from `data` with stride `linesize` (a mapped
+    /// stage surface); a too short `data` gives a black frame.
+    pub fn from_rows(
+        data: &[u8],
+        linesize: usize,
+        width: u32,
+        height: u32,
+        timestamp: u64,
+    ) -> Frame {
+        let row = width as usize * 4;
+        let needed = linesize * (height as usize).saturating_sub(1) + row;
+        let mut bgra = Vec::with_capacity(row * height as usize);
+        if linesize >= row && data.len() >= needed {
+            for y in 0..height as usize {
+                bgra.extend_from_slice(&data[y * linesize..y * linesize + row]);
+            }
+        } else {
+            bgra.resize(row * height as usize, 0);
+        }
+        Frame {
+            width,
+            height,
+            timestamp,
+            bgra,
+        }
+    }
+
     /// Copies `height` rows of `width * 4` bytes from `data` with stride `linesize`.
     ///
     /// # Safety

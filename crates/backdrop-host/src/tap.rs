@@ -15,18 +15,20 @@
 //! frame's video time to [`crate::capture::CAPTURE`].
 
 use crate::capture::{Frame, CAPTURE};
+use backdrop_obs::gfx::{Blend, Graphics, StageSurface, TexRender};
+use backdrop_obs::source::{video_frame_time, SourceRef};
 use backdrop_obs::sys;
 use std::os::raw::{c_char, c_void};
 
 /// Source id of the tap filter.
 pub const TAP_ID: &std::ffi::CStr = c"backdrop_render_tap";
 
-/// Per-instance graphics resources (created and used on the graphics thread).
+/// Per-instance graphics resources (created and used on the graphics thread; their drops enter
+/// the graphics context themselves).
 struct Tap {
-    source: *mut sys::obs_source_t,
-    texrender: *mut sys::gs_texrender_t,
-    stage: *mut sys::gs_stagesurf_t,
-    stage_size: (u32, u32),
+    source: SourceRef,
+    texrender: Option<TexRender>,
+    stage: Option<StageSurface>,
 }
 
 /// Registers the tap filter type. Call once after `obs_startup`.
@@ -64,11 +66,14 @@ unsafe extern "C" fn tap_create(
     source: *mut sys::obs_source_t,
 ) -> *mut c_void {
     std::panic::catch_unwind(|| {
+        // libobs keeps the filter's own source alive until after destroy.
+        let Some(source) = SourceRef::from_raw(source) else {
+            return std::ptr::null_mut();
+        };
         Box::into_raw(Box::new(Tap {
             source,
-            texrender: std::ptr::null_mut(),
-            stage: std::ptr::null_mut(),
-            stage_size: (0, 0),
+            texrender: None,
+            stage: None,
         })) as *mut c_void
     })
     .unwrap_or(std::ptr::null_mut())
@@ -76,103 +81,72 @@ unsafe extern "C" fn tap_create(
 
 unsafe extern "C" fn tap_destroy(data: *mut c_void) {
     let _ = std::panic::catch_unwind(|| {
-        if data.is_null() {
-            return;
-        }
-        let tap = Box::from_raw(data as *mut Tap);
-        if !tap.texrender.is_null() || !tap.stage.is_null() {
-            sys::obs_enter_graphics();
-            if !tap.texrender.is_null() {
-                sys::gs_texrender_destroy(tap.texrender);
-            }
-            if !tap.stage.is_null() {
-                sys::gs_stagesurface_destroy(tap.stage);
-            }
-            sys::obs_leave_graphics();
+        if !data.is_null() {
+            drop(Box::from_raw(data as *mut Tap));
         }
     });
 }
 
 unsafe extern "C" fn tap_render(data: *mut c_void, _effect: *mut sys::gs_effect_t) {
-    let tap = data as *mut Tap;
-    if tap.is_null() {
+    let Some(tap) = (data as *mut Tap).as_mut() else {
         return;
-    }
-    let source = (*tap).source;
-    let _ = std::panic::catch_unwind(|| {
+    };
+    // video_render runs inside the graphics context.
+    let g = Graphics::assume_entered();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if CAPTURE.tap_wanted() {
-            let frame = capture_original(&mut *tap);
+            let frame = capture_original(tap, &g);
             CAPTURE.tap_fulfil(frame);
         }
-    });
+    }));
     // The pass-through: identical to what libobs does for a disabled filter.
-    sys::obs_source_skip_video_filter(source);
+    tap.source.skip_video_filter(&g);
 }
 
 /// Renders the filter target into the texrender and reads it back (graphics thread).
-unsafe fn capture_original(tap: &mut Tap) -> Frame {
-    let timestamp = sys::obs_get_video_frame_time();
+fn capture_original(tap: &mut Tap, g: &Graphics) -> Frame {
+    let timestamp = video_frame_time();
     let empty = Frame {
         timestamp,
         ..Default::default()
     };
-    let target = sys::obs_filter_get_target(tap.source);
-    if target.is_null() {
+    let Some(target) = tap.source.filter_target() else {
         return empty;
-    }
-    let (w, h) = (
-        sys::obs_source_get_base_width(target),
-        sys::obs_source_get_base_height(target),
-    );
+    };
+    let (w, h) = target.base_size();
     if w == 0 || h == 0 {
         return empty;
     }
-    if tap.texrender.is_null() {
-        tap.texrender = sys::gs_texrender_create(
-            sys::gs_color_format::GS_BGRA,
-            sys::gs_zstencil_format::GS_ZS_NONE,
-        );
-        if tap.texrender.is_null() {
+    if tap.texrender.is_none() {
+        tap.texrender = TexRender::new(g);
+    }
+    let Some(texrender) = tap.texrender.as_mut() else {
+        return empty;
+    };
+    {
+        let Some(_rendering) = texrender.begin(g, w, h) else {
             return empty;
-        }
+        };
+        let _blend = g.blend(Blend::One, Blend::Zero);
+        tap.source.skip_video_filter(g);
     }
-    sys::gs_texrender_reset(tap.texrender);
-    if !sys::gs_texrender_begin(tap.texrender, w, h) {
+    let Some(texture) = texrender.texture() else {
         return empty;
+    };
+    if tap
+        .stage
+        .as_ref()
+        .is_none_or(|s| (s.width, s.height) != (w, h))
+    {
+        tap.stage = StageSurface::new(g, w, h);
     }
-    let clear = sys::vec4::default();
-    sys::gs_clear(sys::GS_CLEAR_COLOR, &clear, 0.0, 0);
-    sys::gs_ortho(0.0, w as f32, 0.0, h as f32, -100.0, 100.0);
-    sys::gs_blend_state_push();
-    sys::gs_blend_function(
-        sys::gs_blend_type::GS_BLEND_ONE,
-        sys::gs_blend_type::GS_BLEND_ZERO,
-    );
-    sys::obs_source_skip_video_filter(tap.source);
-    sys::gs_blend_state_pop();
-    sys::gs_texrender_end(tap.texrender);
-
-    let tex = sys::gs_texrender_get_texture(tap.texrender);
-    if tex.is_null() {
+    let Some(stage) = tap.stage.as_mut() else {
         return empty;
-    }
-    if tap.stage.is_null() || tap.stage_size != (w, h) {
-        if !tap.stage.is_null() {
-            sys::gs_stagesurface_destroy(tap.stage);
-        }
-        tap.stage = sys::gs_stagesurface_create(w, h, sys::gs_color_format::GS_BGRA);
-        tap.stage_size = (w, h);
-        if tap.stage.is_null() {
-            return empty;
-        }
-    }
-    sys::gs_stage_texture(tap.stage, tex);
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut linesize: u32 = 0;
-    if !sys::gs_stagesurface_map(tap.stage, &mut data, &mut linesize) {
-        return empty;
-    }
-    let frame = Frame::copy_from(data, linesize as usize, w, h, timestamp);
-    sys::gs_stagesurface_unmap(tap.stage);
-    frame
+    };
+    stage.stage(g, texture);
+    stage
+        .read(g, |data, linesize| {
+            Frame::from_rows(data, linesize, w, h, timestamp)
+        })
+        .unwrap_or(empty)
 }

@@ -73,20 +73,66 @@ pub fn plugin_variant(name: &str) -> Option<PathBuf> {
     ok.then_some(dest)
 }
 
-/// Runs `backdrop-render` with `args` (plus `--plugin` and `--out`), under the current
-/// `DISPLAY` or a private `xvfb-run`. Never fails itself: the test checks `code` and the report.
+/// The X display the hosts run on: `DISPLAY` (scripts/test.sh runs the suite under
+/// `xvfb-run`), else one Xvfb started for this test binary and ended with it. (One `xvfb-run -a`
+/// per host run races with the others when tests run in parallel: it then exits 5 on its
+/// cleanup instead of passing the host's status on.)
+fn display() -> String {
+    static DISPLAY: OnceLock<String> = OnceLock::new();
+    DISPLAY
+        .get_or_init(|| {
+            if let Some(d) = std::env::var_os("DISPLAY") {
+                return d.to_string_lossy().into_owned();
+            }
+            // PR_SET_PDEATHSIG fires when the forking *thread* ends: fork from a thread that
+            // lives as long as the process.
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                use std::os::unix::process::CommandExt;
+                let mut cmd = Command::new("Xvfb");
+                cmd.args([
+                    "-displayfd",
+                    "1",
+                    "-screen",
+                    "0",
+                    "1280x720x24",
+                    "-nolisten",
+                    "tcp",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null());
+                // SAFETY: prctl only, between fork and exec: Xvfb ends with this test binary.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                        Ok(())
+                    });
+                }
+                let mut child = cmd.spawn().expect("Xvfb starts (apt-get install xvfb)");
+                let mut line = String::new();
+                std::io::BufReader::new(child.stdout.take().expect("piped"))
+                    .read_line(&mut line)
+                    .expect("Xvfb prints its display number");
+                let _ = tx.send(line);
+                // Blocks for the life of the process (Xvfb ends with it).
+                let _ = child.wait();
+            });
+            let line = rx.recv().expect("Xvfb thread");
+            format!(":{}", line.trim())
+        })
+        .clone()
+}
+
+/// Runs `backdrop-render` with `args` (plus `--plugin` and `--out`) on [`display`]. Never fails
+/// itself: the test checks `code` and the report.
 pub fn run(name: &str, plugin: &Path, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
     let out = super::root().join("target/e2e/runs").join(name);
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
     let exe = env!("CARGO_BIN_EXE_backdrop-render");
-    let mut cmd = if std::env::var_os("DISPLAY").is_some() {
-        Command::new(exe)
-    } else {
-        let mut c = Command::new("xvfb-run");
-        c.args(["-a", "-s", "-screen 0 1280x720x24", exe]);
-        c
-    };
+    let mut cmd = Command::new(exe);
+    cmd.env("DISPLAY", display());
     cmd.arg("--plugin")
         .arg(plugin)
         .arg("--out")
