@@ -62,14 +62,14 @@ impl Recorder {
         let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         unsafe {
             let vs = Data::new();
-            vs.set_str("rate_control", "CRF")
+            vs.set_string("rate_control", "CRF")
                 .set_int("crf", 18)
-                .set_str("preset", "veryfast")
+                .set_string("preset", "veryfast")
                 .set_int("keyint_sec", 2);
             let venc = sys::obs_video_encoder_create(
                 c"obs_x264".as_ptr(),
                 c"record-video".as_ptr(),
-                vs.0,
+                vs.as_ptr(),
                 std::ptr::null_mut(),
             );
             let as_ = Data::new();
@@ -77,16 +77,16 @@ impl Recorder {
             let aenc = sys::obs_audio_encoder_create(
                 c"ffmpeg_aac".as_ptr(),
                 c"record-audio".as_ptr(),
-                as_.0,
+                as_.as_ptr(),
                 0,
                 std::ptr::null_mut(),
             );
             let os = Data::new();
-            os.set_str("path", &abs.to_string_lossy());
+            os.set_string("path", &abs.to_string_lossy());
             let output = sys::obs_output_create(
                 c"ffmpeg_muxer".as_ptr(),
                 c"record".as_ptr(),
-                os.0,
+                os.as_ptr(),
                 std::ptr::null_mut(),
             );
             let flag = Box::new(StopFlag {

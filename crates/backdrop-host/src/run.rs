@@ -976,23 +976,23 @@ fn storm_update(o: &Options, chain: &Chain, i: usize) {
     const MODELS: [&str; 2] = ["selfie_general", "selfie_landscape"];
     const ASPECTS: [&str; 3] = ["roi", "stretch", "letterbox"];
     let d = Data::new();
-    d.set_str("mode", MODES[i % MODES.len()])
+    d.set_string("mode", MODES[i % MODES.len()])
         .set_double("threshold", 0.1 + 0.8 * ((i * 37) % 100) as f64 / 100.0)
         .set_int(
             "color",
             sources::obs_color_from_rgb((i as u32).wrapping_mul(0x9E3779) & 0xFF_FFFF),
         );
     if i % 3 == 0 {
-        d.set_str("model", MODELS[(i / 3) % MODELS.len()]);
+        d.set_string("model", MODELS[(i / 3) % MODELS.len()]);
     }
     if i % 2 == 0 {
-        d.set_str("aspect", ASPECTS[(i / 2) % ASPECTS.len()])
+        d.set_string("aspect", ASPECTS[(i / 2) % ASPECTS.len()])
             .set_double("mask_expand", ((i % 7) as f64) - 3.0)
             .set_double("min_blob_percent", (i % 5) as f64 * 0.5)
             .set_bool("edge_aware", i % 4 == 0);
     }
     if let Some(p) = &o.background_image {
-        d.set_str(
+        d.set_string(
             "image_path",
             &std::path::absolute(p)
                 .unwrap_or(p.clone())
@@ -1060,7 +1060,7 @@ fn resize_input(o: &Options, chain: &Chain, w: u32, h: u32) {
         }
         InputSpec::Image(_) => {
             if let Some(p) = &o.resize_image {
-                d.set_str(
+                d.set_string(
                     "file",
                     &std::path::absolute(p)
                         .unwrap_or(p.clone())

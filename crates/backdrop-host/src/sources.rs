@@ -11,61 +11,15 @@ use std::path::Path;
 /// Filter type id the plugin registers.
 pub const BACKDROP_ID: &str = "backdrop_filter";
 
-/// An owned `obs_data_t` (released on drop).
-pub struct Data(pub *mut sys::obs_data_t);
+pub use backdrop_obs::data::OwnedData as Data;
 
-impl Data {
-    pub fn new() -> Self {
-        Data(unsafe { sys::obs_data_create() })
-    }
-    pub fn set_str(&self, key: &str, v: &str) -> &Self {
-        let (k, v) = (cstr(key), cstr(v));
-        unsafe { sys::obs_data_set_string(self.0, k.as_ptr(), v.as_ptr()) };
-        self
-    }
-    pub fn set_int(&self, key: &str, v: i64) -> &Self {
-        let k = cstr(key);
-        unsafe { sys::obs_data_set_int(self.0, k.as_ptr(), v) };
-        self
-    }
-    pub fn set_double(&self, key: &str, v: f64) -> &Self {
-        let k = cstr(key);
-        unsafe { sys::obs_data_set_double(self.0, k.as_ptr(), v) };
-        self
-    }
-    pub fn set_bool(&self, key: &str, v: bool) -> &Self {
-        let k = cstr(key);
-        unsafe { sys::obs_data_set_bool(self.0, k.as_ptr(), v) };
-        self
-    }
-    /// Sets a `--set` value with the matching `obs_data_set_*`.
-    pub fn set_value(&self, key: &str, v: &SetValue) -> &Self {
-        match v {
-            SetValue::Int(i) => self.set_int(key, *i),
-            SetValue::Float(f) => self.set_double(key, *f),
-            SetValue::Bool(b) => self.set_bool(key, *b),
-            SetValue::Str(s) => self.set_str(key, s),
-        }
-    }
-    /// Parses JSON text (as written by [`Data::json`]).
-    pub fn from_json(json: &str) -> Self {
-        let j = cstr(json);
-        let d = unsafe { sys::obs_data_create_from_json(j.as_ptr()) };
-        if d.is_null() {
-            Data::new()
-        } else {
-            Data(d)
-        }
-    }
-    /// The user-set values as JSON text (defaults are not included).
-    pub fn json(&self) -> String {
-        from_c(unsafe { sys::obs_data_get_json(self.0) })
-    }
-}
-
-impl Drop for Data {
-    fn drop(&mut self) {
-        unsafe { sys::obs_data_release(self.0) };
+/// Sets a `--set` value with the matching `obs_data_set_*`.
+pub fn set_value<'d>(d: &'d Data, key: &str, v: &SetValue) -> &'d Data {
+    match v {
+        SetValue::Int(i) => d.set_int(key, *i),
+        SetValue::Float(f) => d.set_double(key, *f),
+        SetValue::Bool(b) => d.set_bool(key, *b),
+        SetValue::Str(s) => d.set_string(key, s),
     }
 }
 
@@ -107,7 +61,7 @@ fn v4l2_pack(a: u32, b: u32) -> i64 {
 fn input_settings(input: &InputSpec, o: &Options, looping: bool) -> Result<(&'static str, Data)> {
     let (id, d) = base_input_settings(input, o, looping)?;
     for (k, v) in &o.source_sets {
-        d.set_value(k, v);
+        set_value(&d, k, v);
     }
     Ok((id, d))
 }
@@ -120,11 +74,11 @@ fn base_input_settings(
     let d = Data::new();
     let id = match input {
         InputSpec::Image(p) => {
-            d.set_str("file", &absolute(p));
+            d.set_string("file", &absolute(p));
             "image_source"
         }
         InputSpec::Video(p) => {
-            d.set_str("local_file", &absolute(p))
+            d.set_string("local_file", &absolute(p))
                 .set_bool("is_local_file", true)
                 .set_bool("looping", looping)
                 .set_bool("hw_decode", false)
@@ -145,7 +99,7 @@ fn base_input_settings(
             color_source_id()?
         }
         InputSpec::Webcam(device) => {
-            d.set_str("device_id", &device.to_string_lossy());
+            d.set_string("device_id", &device.to_string_lossy());
             match o.webcam_format {
                 Some(WebcamFormat::Yuyv) => {
                     d.set_int("pixelformat", FOURCC_YUYV);
@@ -182,19 +136,19 @@ fn absolute(p: &Path) -> String {
 pub fn filter_settings(o: &Options) -> Data {
     let d = Data::new();
     if let Some(m) = &o.mode {
-        d.set_str("mode", m);
+        d.set_string("mode", m);
     }
     if let Some(p) = &o.background_image {
-        d.set_str("image_path", &absolute(p));
+        d.set_string("image_path", &absolute(p));
     }
     if let Some(c) = o.color {
         d.set_int("color", obs_color_from_rgb(c));
     }
     if let Some(m) = &o.model {
-        d.set_str("model", m);
+        d.set_string("model", m);
     }
     for (k, v) in &o.sets {
-        d.set_value(k, v);
+        set_value(&d, k, v);
     }
     d
 }
@@ -231,8 +185,9 @@ impl Chain {
         }
         let name = cstr(&format!("input-{index}"));
         let idc = cstr(id);
-        let source =
-            unsafe { sys::obs_source_create_private(idc.as_ptr(), name.as_ptr(), settings.0) };
+        let source = unsafe {
+            sys::obs_source_create_private(idc.as_ptr(), name.as_ptr(), settings.as_ptr())
+        };
         if source.is_null() {
             bail!("obs_source_create({id}) failed");
         }
@@ -269,7 +224,7 @@ impl Chain {
             sys::obs_source_create(
                 idc.as_ptr(),
                 name.as_ptr(),
-                settings.0,
+                settings.as_ptr(),
                 std::ptr::null_mut(),
             )
         };
@@ -283,7 +238,7 @@ impl Chain {
     /// Applies `settings` to the filter with `obs_source_update` (no-op without a filter).
     pub fn update_filter(&self, settings: &Data) {
         if !self.filter.is_null() {
-            unsafe { sys::obs_source_update(self.filter, settings.0) };
+            unsafe { sys::obs_source_update(self.filter, settings.as_ptr()) };
         }
     }
 
@@ -292,7 +247,8 @@ impl Chain {
         if self.filter.is_null() {
             return None;
         }
-        let live = Data(unsafe { sys::obs_source_get_settings(self.filter) });
+        let live = unsafe { Data::from_owned_raw(sys::obs_source_get_settings(self.filter)) }
+            .unwrap_or_default();
         Some(live.json())
     }
 
@@ -303,17 +259,17 @@ impl Chain {
         if self.filter.is_null() {
             return;
         }
-        let live = Data(unsafe { sys::obs_source_get_settings(self.filter) });
+        let live = unsafe { Data::from_owned_raw(sys::obs_source_get_settings(self.filter)) }
+            .unwrap_or_default();
         for k in keys {
-            let k = cstr(k);
-            unsafe { sys::obs_data_erase(live.0, k.as_ptr()) };
+            live.erase(k);
         }
         self.update_filter(&Data::from_json(json));
     }
 
     /// Updates the input source's own settings.
     pub fn update_source(&self, settings: &Data) {
-        unsafe { sys::obs_source_update(self.source, settings.0) };
+        unsafe { sys::obs_source_update(self.source, settings.as_ptr()) };
     }
 
     /// Removes and releases the filter (fault injection); the tap and source stay.
