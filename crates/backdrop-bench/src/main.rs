@@ -24,10 +24,7 @@ mod quality;
 mod synthetic;
 
 use anyhow::{Context, Result};
-use backdrop_obs::sys;
-use std::ffi::CStr;
 use std::io::Write;
-use std::os::raw::{c_char, c_int, c_void};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -50,43 +47,29 @@ fn main() -> ExitCode {
     }
 }
 
-extern "C" {
-    /// C `vsnprintf`; on x86_64 a `va_list` is passed as a pointer to its `__va_list_tag`.
-    fn vsnprintf(
-        buf: *mut c_char,
-        n: usize,
-        fmt: *const c_char,
-        ap: *mut sys::__va_list_tag,
-    ) -> c_int;
-}
+/// The library's log lines (`log` records of backdrop-core) go to stderr, so that stdout holds
+/// only the report.
+struct StderrLog;
 
-/// libobs log handler: the library's log lines (`[backdrop] ...`, written with `blog`) go to
-/// stderr, so that stdout holds only the report.
-unsafe extern "C" fn log_to_stderr(
-    _level: c_int,
-    msg: *const c_char,
-    args: *mut sys::__va_list_tag,
-    _param: *mut c_void,
-) {
-    if msg.is_null() {
-        return;
+impl log::Log for StderrLog {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::Level::Info
     }
-    let mut buf = [0 as c_char; 1024];
-    let text = if args.is_null() {
-        CStr::from_ptr(msg).to_string_lossy().into_owned()
-    } else if vsnprintf(buf.as_mut_ptr(), buf.len(), msg, args) >= 0 {
-        CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
-    } else {
-        CStr::from_ptr(msg).to_string_lossy().into_owned()
-    };
-    let _ = writeln!(std::io::stderr(), "{text}");
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            let _ = writeln!(std::io::stderr(), "{}: [backdrop] {}", r.level(), r.args());
+        }
+    }
+    fn flush(&self) {}
 }
 
 /// Loads ONNX Runtime the way the tests do: `ORT_DYLIB_PATH` if set, else the library that
 /// `scripts/setup.sh` put in `build/deps/`, through the plugin's own loader.
 pub fn init_runtime() -> Result<&'static ort::environment::Environment> {
-    // SAFETY: installs a handler before any other thread exists.
-    unsafe { sys::base_set_log_handler(Some(log_to_stderr), std::ptr::null_mut()) };
+    static LOGGER: StderrLog = StderrLog;
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
     if std::env::var_os("ORT_DYLIB_PATH").is_none_or(|p| p.is_empty()) {
         let lib = quality::root()
             .join("build/deps")

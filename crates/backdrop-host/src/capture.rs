@@ -52,10 +52,12 @@ impl Frame {
         }
     }
 
-    /// Copies `height` rows of `width * 4` bytes from `data` with stride `linesize`.
+    /// Copies `height` rows of `width * 4` bytes from `data` with stride `linesize`; NULL gives
+    /// a black frame.
     ///
     /// # Safety
-    /// `data` must point to `height` rows of at least `width * 4` bytes each, `linesize` apart.
+    /// `data` must be NULL or point to `height` rows of at least `width * 4` bytes each,
+    /// `linesize` apart.
     pub unsafe fn copy_from(
         data: *const u8,
         linesize: usize,
@@ -63,21 +65,13 @@ impl Frame {
         height: u32,
         timestamp: u64,
     ) -> Frame {
-        let row = width as usize * 4;
-        let mut bgra = Vec::with_capacity(row * height as usize);
-        if !data.is_null() && linesize >= row {
-            for y in 0..height as usize {
-                bgra.extend_from_slice(std::slice::from_raw_parts(data.add(y * linesize), row));
-            }
+        let len = linesize * (height as usize).saturating_sub(1) + width as usize * 4;
+        let rows: &[u8] = if data.is_null() || height == 0 {
+            &[]
         } else {
-            bgra.resize(row * height as usize, 0);
-        }
-        Frame {
-            width,
-            height,
-            timestamp,
-            bgra,
-        }
+            std::slice::from_raw_parts(data, len)
+        };
+        Frame::from_rows(rows, linesize, width, height, timestamp)
     }
 }
 

@@ -91,6 +91,9 @@ pub fn run(o: &Options) -> Result<ExitCode> {
     std::fs::create_dir_all(&o.out)
         .with_context(|| format!("cannot create output folder {}", o.out.display()))?;
     logging::install(&o.out.join("obs.log"))?;
+    // backdrop-core used in this process (the bare inference of --bare-inference-runs) logs
+    // through `log`: into the OBS log, as the plugin's copy does.
+    backdrop_obs::log::install();
     let plugin_so = o.plugin_dir.join("bin/64bit/obs-backdrop.so");
     if o.filter == FilterChoice::Backdrop && !plugin_so.is_file() {
         bail!(

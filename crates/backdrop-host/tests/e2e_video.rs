@@ -7,56 +7,6 @@ mod common;
 use backdrop_core::segmentation::manifest::Manifest;
 use backdrop_core::segmentation::session::{Model, SessionOptions};
 use common::host;
-use std::path::Path;
-use std::process::Command;
-
-/// Decodes a video to RGB24 frames with the ffmpeg CLI.
-fn decode(path: &Path) -> (u32, u32, Vec<Vec<u8>>) {
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=width,height",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    let text = String::from_utf8_lossy(&probe.stdout);
-    let dims: Vec<u32> = text
-        .trim()
-        .split(',')
-        .filter_map(|v| v.trim().parse().ok())
-        .collect();
-    assert_eq!(
-        dims.len(),
-        2,
-        "ffprobe cannot read {}: {text}",
-        path.display()
-    );
-    let (w, h) = (dims[0], dims[1]);
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg cannot decode {}",
-        path.display()
-    );
-    let size = (w * h * 3) as usize;
-    (
-        w,
-        h,
-        out.stdout.chunks_exact(size).map(|c| c.to_vec()).collect(),
-    )
-}
 
 /// Detail energy at the scale a background blur removes: luma is box-averaged over 4x4 blocks
 /// (which also averages away codec grain), then the mean |4-neighbour Laplacian| is taken over
@@ -163,8 +113,8 @@ fn talking_head_is_recorded_with_blurred_background() {
         run.log()
     );
 
-    let (w, h, source) = decode(&input);
-    let (rw, rh, recorded) = decode(&recording);
+    let (w, h, source) = common::decode_rgb(&input, None);
+    let (rw, rh, recorded) = common::decode_rgb(&recording, None);
     assert_eq!((rw, rh), (w, h), "recording size");
     let expected = source.len() as f64;
     println!(

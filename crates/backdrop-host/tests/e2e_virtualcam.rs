@@ -50,33 +50,6 @@ fn key_fraction(rgb: &[u8]) -> f64 {
     rgb.chunks_exact(3).filter(|p| is_key(p)).count() as f64 / (rgb.len() / 3) as f64
 }
 
-/// Decodes `path` to RGB24 frames at W x H (stretched) with the ffmpeg CLI.
-fn decode(path: &Path) -> Vec<Vec<u8>> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args([
-            "-vf",
-            &format!("scale={W}:{H}"),
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg cannot decode {}",
-        path.display()
-    );
-    out.stdout
-        .chunks_exact(W * H * 3)
-        .map(<[u8]>::to_vec)
-        .collect()
-}
-
 /// Reference for a frame of the talking-head video: the source frame whose colours match the kept
 /// pixels best, and the same model's mask of it (probability > 0.5).
 struct VideoReference {
@@ -86,7 +59,7 @@ struct VideoReference {
 
 impl VideoReference {
     fn new(video: &Path, model: &mut Model) -> Self {
-        let frames = decode(video);
+        let (_, _, frames) = common::decode_rgb(video, Some((W as u32, H as u32)));
         let masks = frames
             .iter()
             .map(|f| {

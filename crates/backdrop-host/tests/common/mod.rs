@@ -131,3 +131,47 @@ pub fn model_probability(
 }
 
 pub mod host;
+
+/// Decodes the video at `path` to RGB24 frames with the ffmpeg CLI: at its own size, or
+/// stretched to `size`. Returns (width, height, frames).
+///
+/// # Panics
+/// When ffprobe or ffmpeg cannot read the file.
+pub fn decode_rgb(path: &Path, size: Option<(u32, u32)>) -> (u32, u32, Vec<Vec<u8>>) {
+    let (w, h) = match size {
+        Some(s) => s,
+        None => {
+            let probe = std::process::Command::new("ffprobe")
+                .args(["-v", "error", "-of", "json", "-show_streams"])
+                .arg(path)
+                .output()
+                .expect("ffprobe runs");
+            let info: serde_json::Value =
+                serde_json::from_slice(&probe.stdout).unwrap_or(serde_json::Value::Null);
+            let video = info["streams"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["codec_type"] == "video"))
+                .unwrap_or_else(|| panic!("ffprobe finds no video in {}", path.display()));
+            let dim = |k: &str| video[k].as_u64().expect("width and height") as u32;
+            (dim("width"), dim("height"))
+        }
+    };
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-vf", &format!("scale={w}:{h}")])
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "ffmpeg cannot decode {}",
+        path.display()
+    );
+    let frames = out
+        .stdout
+        .chunks_exact((w * h * 3) as usize)
+        .map(<[u8]>::to_vec)
+        .collect();
+    (w, h, frames)
+}
