@@ -293,9 +293,7 @@ impl TryFrom<PerfArgs> for PerfOptions {
 
     /// Fills the defaults that depend on the repository and checks warmup < duration.
     fn try_from(a: PerfArgs) -> Result<Self> {
-        let testdata = std::env::var_os("BACKDROP_TESTDATA")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root().join("../shared/testdata"));
+        let testdata = backdrop_testdata::testdata_dir();
         let duration = a.duration.unwrap_or(if a.quick { 8.0 } else { 30.0 });
         if a.warmup >= duration {
             bail!(

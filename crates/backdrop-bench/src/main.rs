@@ -70,13 +70,9 @@ pub fn init_runtime() -> Result<&'static ort::environment::Environment> {
     if log::set_logger(&LOGGER).is_ok() {
         log::set_max_level(log::LevelFilter::Info);
     }
-    if std::env::var_os("ORT_DYLIB_PATH").is_none_or(|p| p.is_empty()) {
-        let lib = quality::root()
-            .join("build/deps")
-            .join(backdrop_core::segmentation::runtime::LIBRARY_NAME);
-        // SAFETY: set once at start-up, before any other thread reads the environment.
-        unsafe { std::env::set_var("ORT_DYLIB_PATH", &lib) };
-    }
+    let lib = backdrop_testdata::runtime_library();
+    // SAFETY: set once at start-up, before any other thread reads the environment.
+    unsafe { std::env::set_var("ORT_DYLIB_PATH", &lib) };
     backdrop_core::segmentation::runtime::environment()
         .map_err(anyhow::Error::msg)
         .context("ONNX Runtime (run scripts/setup.sh, or set ORT_DYLIB_PATH)")

@@ -54,10 +54,7 @@ pub fn reference_iou(model_id: &str) -> Option<f64> {
     }
 }
 
-/// Repository root (where the binary was built from; this crate is crates/backdrop-bench).
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+pub use backdrop_testdata::{portrait_ids, root};
 
 /// Per-video statistics of the synthetic section.
 #[derive(Clone, Debug, Default)]
@@ -285,20 +282,6 @@ impl Engine {
 
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
-}
-
-/// Portrait ids with both an image and a mask, sorted numerically.
-pub fn portrait_ids(testdata: &Path) -> Vec<u32> {
-    let mut ids: Vec<u32> = std::fs::read_dir(testdata.join("portraits/images"))
-        .map(|it| {
-            it.filter_map(|e| e.ok())
-                .filter_map(|e| e.path().file_stem()?.to_str()?.parse().ok())
-                .filter(|id: &u32| testdata.join(format!("portraits/masks/{id}.png")).is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort_unstable();
-    ids
 }
 
 fn load_portrait(testdata: &Path, id: u32) -> Result<(RgbImage, Vec<bool>)> {
@@ -541,10 +524,10 @@ fn resolve_manifest(reference: &ModelRef, testdata: &Path) -> Result<Manifest> {
     let mut m = match reference {
         ModelRef::Manifest(path) => Manifest::load(path)?,
         ModelRef::Id(id) => {
-            let models = std::env::var_os("BACKDROP_MODELS")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| root().join("build/models"));
-            let dirs = [models, root().join("models/thirdparty")];
+            let dirs = [
+                backdrop_testdata::models_dir(),
+                root().join("models/thirdparty"),
+            ];
             let mut found = None;
             for dir in &dirs {
                 let (good, _) = manifest::scan(dir);
@@ -591,8 +574,7 @@ pub fn run(opts: &QualityOptions) -> Result<()> {
     let testdata = opts
         .testdata
         .clone()
-        .or_else(|| std::env::var_os("BACKDROP_TESTDATA").map(PathBuf::from))
-        .unwrap_or_else(|| root().join("../shared/testdata"));
+        .unwrap_or_else(backdrop_testdata::testdata_dir);
     let testdata = testdata.is_dir().then_some(testdata);
 
     println!("# backdrop-bench quality\n");

@@ -1,19 +1,14 @@
 //! Shared helpers for the integration tests: where the test data, models and runtime are, and
 //! skipping with a clear message when they are absent.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 
-/// Repository root (this crate is crates/backdrop-host).
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+pub use backdrop_testdata::{portrait_ids, root};
 
 /// `../shared/testdata` (override with `BACKDROP_TESTDATA`), or `None` when absent.
 pub fn testdata() -> Option<PathBuf> {
-    let dir = std::env::var_os("BACKDROP_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/testdata"));
+    let dir = backdrop_testdata::testdata_dir();
     dir.is_dir().then_some(dir)
 }
 
@@ -40,18 +35,13 @@ pub fn data_required() -> bool {
 /// Folder with the converted models and manifests made by `scripts/setup.sh`
 /// (override with `BACKDROP_MODELS`).
 pub fn models_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("BACKDROP_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("build/models"));
+    let dir = backdrop_testdata::models_dir();
     dir.join("selfie_general.json").is_file().then_some(dir)
 }
 
 /// The ONNX Runtime library installed by `scripts/setup.sh` (override with `ORT_DYLIB_PATH`).
 pub fn runtime_library() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from) {
-        return p.is_file().then_some(p);
-    }
-    let p = root().join("build/deps/libonnxruntime.so.1.31.1");
+    let p = backdrop_testdata::runtime_library();
     p.is_file().then_some(p)
 }
 
@@ -61,20 +51,6 @@ pub fn ort_environment() -> Option<&'static ort::environment::Environment> {
     // SAFETY: set once, before any thread of this test binary reads the variable through the loader.
     unsafe { std::env::set_var("ORT_DYLIB_PATH", &lib) };
     Some(backdrop_core::segmentation::runtime::environment().expect("ONNX Runtime loads"))
-}
-
-/// Portrait ids with both an image and a mask, sorted numerically.
-pub fn portrait_ids(testdata: &Path) -> Vec<u32> {
-    let mut ids: Vec<u32> = std::fs::read_dir(testdata.join("portraits/images"))
-        .map(|it| {
-            it.filter_map(|e| e.ok())
-                .filter_map(|e| e.path().file_stem()?.to_str()?.parse().ok())
-                .filter(|id: &u32| testdata.join(format!("portraits/masks/{id}.png")).is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort_unstable();
-    ids
 }
 
 /// Decodes an image file and stretches it to `width` x `height` (bilinear, `fast_image_resize`),
