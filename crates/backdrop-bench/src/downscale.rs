@@ -164,18 +164,13 @@ pub fn fir_bilinear(
     }
     let image = fr::images::ImageRef::new(src.0 as u32, src.1 as u32, rgb, fr::PixelType::U8x3)?;
     let mut small = fr::images::Image::new(dst.0 as u32, dst.1 as u32, fr::PixelType::U8x3);
-    let (fw, fh) = (src.0 as f64, src.1 as f64);
+    let [x, y, w, h] = region.pixel_rect(src.0 as f64, src.1 as f64);
     fr::Resizer::new().resize(
         &image,
         &mut small,
         &fr::ResizeOptions::new()
             .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
-            .crop(
-                region.x as f64 * fw,
-                region.y as f64 * fh,
-                region.w as f64 * fw,
-                region.h as f64 * fh,
-            ),
+            .crop(x, y, w, h),
     )?;
     out_bgra.clear();
     for px in small.buffer().chunks_exact(3) {

@@ -764,47 +764,52 @@ fn print_table(lanes: &[Lane]) {
     }
 }
 
-fn print_synthetic_detail(lanes: &[Lane], names: &[String]) {
-    println!("\n### Synthetic videos, per video: IoU / flicker still / flicker moving (x 1e-3)\n");
-    let mut head = String::from("| configuration |");
-    let mut rule = String::from("| --- |");
-    for n in names {
-        head += &format!(" {n} |");
-        rule += " ---: |";
-    }
-    println!("{head}\n{rule}");
+/// Prints a markdown table under `title`: a row per configuration, a column per name, the
+/// cells `cells(lane)` gives (one per name).
+fn print_detail(
+    title: &str,
+    lanes: &[Lane],
+    names: &[String],
+    cells: impl Fn(&Lane) -> Vec<String>,
+) {
+    println!("\n### {title}\n");
+    let head: String = names.iter().map(|n| format!(" {n} |")).collect();
+    let rule: String = names.iter().map(|_| " ---: |").collect();
+    println!("| configuration |{head}\n| --- |{rule}");
     for lane in lanes {
-        let mut line = format!("| {} |", lane.config.name);
-        for s in &lane.synthetic {
-            line += &format!(
-                " {} / {} / {} |",
-                fmt_opt(metrics::mean(&s.ious), 4),
-                milli(s.still.mean()),
-                milli(s.moving.mean())
-            );
-        }
-        println!("{line}");
+        let row: String = cells(lane).iter().map(|c| format!(" {c} |")).collect();
+        println!("| {} |{row}", lane.config.name);
     }
 }
 
-fn print_video_detail(lanes: &[Lane], names: &[String]) {
-    println!(
-        "\n### Real videos, per video: flicker over all pixels (x 1e-3; includes real motion)\n"
+fn print_synthetic_detail(lanes: &[Lane], names: &[String]) {
+    print_detail(
+        "Synthetic videos, per video: IoU / flicker still / flicker moving (x 1e-3)",
+        lanes,
+        names,
+        |lane| {
+            lane.synthetic
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} / {} / {}",
+                        fmt_opt(metrics::mean(&s.ious), 4),
+                        milli(s.still.mean()),
+                        milli(s.moving.mean())
+                    )
+                })
+                .collect()
+        },
     );
-    let mut head = String::from("| configuration |");
-    let mut rule = String::from("| --- |");
-    for n in names {
-        head += &format!(" {n} |");
-        rule += " ---: |";
-    }
-    println!("{head}\n{rule}");
-    for lane in lanes {
-        let mut line = format!("| {} |", lane.config.name);
-        for f in &lane.real {
-            line += &format!(" {} |", milli(f.mean()));
-        }
-        println!("{line}");
-    }
+}
+
+fn print_video_detail(lanes: &[Lane], names: &[String]) {
+    print_detail(
+        "Real videos, per video: flicker over all pixels (x 1e-3; includes real motion)",
+        lanes,
+        names,
+        |lane| lane.real.iter().map(|f| milli(f.mean())).collect(),
+    );
 }
 
 #[cfg(test)]

@@ -48,15 +48,7 @@ fn bench(c: &mut Criterion) {
 
         let mut session =
             build_session(env, &manifest.model_path(), SessionOptions::default()).unwrap();
-        let mut packed = vec![0f32; (w * h * 3) as usize];
-        tensor::pack_bgra(
-            &bgra,
-            w as usize,
-            h as usize,
-            w as usize * 4,
-            &manifest.input,
-            &mut packed,
-        );
+        let packed = tensor::packed_bgra(&bgra, w, h, &manifest.input);
         let shape = manifest.input.shape.clone();
         c.bench_function(&format!("{id}/bare_session_run"), |b| {
             b.iter(|| {

@@ -584,15 +584,7 @@ fn bare_inference_inner(o: &Options, runs: u32) -> Result<Value, String> {
             "mid-grey (the input could not be decoded)",
         ),
     };
-    let mut packed = vec![0f32; (w * h * 3) as usize];
-    tensor::pack_bgra(
-        &bgra,
-        w as usize,
-        h as usize,
-        w as usize * 4,
-        &manifest.input,
-        &mut packed,
-    );
+    let packed = tensor::packed_bgra(&bgra, w, h, &manifest.input);
     let shape = manifest.input.shape.clone();
     let plain = timed_runs(runs, || {
         let t = Instant::now();

@@ -69,12 +69,8 @@ fn run_video(name: &str, plugin: &Path, video: &Path) -> (Rgba, Rgba, serde_json
 
 #[test]
 fn yuyv_and_mjpeg_frames_give_the_mask_of_the_picture() {
-    let Some(testdata) = common::testdata() else {
-        skip!("../shared/testdata is absent (set BACKDROP_TESTDATA)")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("no plugin build: run scripts/setup.sh")
-    };
+    let testdata = require!(testdata);
+    let plugin = require!(plugin);
     let dir = common::root().join("target/e2e/async_formats");
     std::fs::create_dir_all(&dir).unwrap();
     let portrait = testdata.join("portraits/images/102.jpg");

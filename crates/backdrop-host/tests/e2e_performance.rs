@@ -12,12 +12,8 @@ fn stat(run: &Run, key: &str) -> i64 {
 
 #[test]
 fn a_still_picture_is_inferred_rarely_and_a_talking_head_every_frame() {
-    let Some(testdata) = common::testdata() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made")
-    };
+    let testdata = require!(testdata);
+    let plugin = require!(plugin);
     let still = testdata.join("portraits/images/3.jpg");
     let run = host::run(
         "still_skip",
@@ -58,38 +54,33 @@ fn a_still_picture_is_inferred_rarely_and_a_talking_head_every_frame() {
     );
 
     // Skipping off: every frame handed over is inferred.
-    let args = [
-        "--input",
-        still.to_str().unwrap(),
-        "--frames",
-        "60",
-        "--set",
-        "motion_threshold=0",
-    ];
-    let run = host::run("still_no_skip", &plugin, &args, &[]);
+    let run = host::run_frames(
+        "still_no_skip",
+        &plugin,
+        &still,
+        60,
+        &["--set", "motion_threshold=0"],
+    );
     assert_eq!(stat(&run, "frames_skipped"), 0, "{}", run.stats());
 }
 
 #[test]
 fn every_third_frame_is_handed_to_the_worker() {
-    let Some(testdata) = common::testdata() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made")
-    };
+    let testdata = require!(testdata);
+    let plugin = require!(plugin);
     let video = testdata.join("video/talking_head_a.mp4");
-    let args = [
-        "--input",
-        video.to_str().unwrap(),
-        "--frames",
-        "90",
-        "--set",
-        "inference_interval=3",
-        "--set",
-        "motion_threshold=0",
-    ];
-    let run = host::run("every_third", &plugin, &args, &[]);
+    let run = host::run_frames(
+        "every_third",
+        &plugin,
+        &video,
+        90,
+        &[
+            "--set",
+            "inference_interval=3",
+            "--set",
+            "motion_threshold=0",
+        ],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let frames = stat(&run, "frames_rendered");
     let handled =
@@ -111,22 +102,16 @@ fn every_third_frame_is_handed_to_the_worker() {
 
 #[test]
 fn an_unavailable_execution_provider_falls_back_to_cpu_and_says_so() {
-    let Some(testdata) = common::testdata() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made")
-    };
+    let testdata = require!(testdata);
+    let plugin = require!(plugin);
     let video = testdata.join("video/talking_head_a.mp4");
-    let args = [
-        "--input",
-        video.to_str().unwrap(),
-        "--frames",
-        "40",
-        "--set",
-        "execution_provider=cuda",
-    ];
-    let run = host::run("cuda_fallback", &plugin, &args, &[]);
+    let run = host::run_frames(
+        "cuda_fallback",
+        &plugin,
+        &video,
+        40,
+        &["--set", "execution_provider=cuda"],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let status = run.status();
     println!("status: {status}");
@@ -146,12 +131,8 @@ fn an_unavailable_execution_provider_falls_back_to_cpu_and_says_so() {
 
 #[test]
 fn a_second_view_draws_the_frames_result_again_without_repeating_the_work() {
-    let Some(testdata) = common::testdata() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made")
-    };
+    let testdata = require!(testdata);
+    let plugin = require!(plugin);
     // A video file is an async source, like a webcam; two views draw it twice per frame, as a
     // projector or studio mode's preview and program do.
     let video = testdata.join("video/talking_head_a.mp4");

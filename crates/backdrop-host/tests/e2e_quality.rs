@@ -126,12 +126,8 @@ fn mean(v: &[(f64, serde_json::Value)]) -> f64 {
 
 #[test]
 fn portraits_in_colour_mode_match_ground_truth() {
-    let Some(testdata) = common::testdata() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made: run scripts/setup.sh")
-    };
+    let testdata = require!(testdata);
+    let plugin = require!(plugin);
     let ids = common::portrait_ids(&testdata);
     assert!(
         ids.len() >= 90,
@@ -165,12 +161,8 @@ fn portraits_in_colour_mode_match_ground_truth() {
 
 #[test]
 fn aspect_handling_stretch_and_letterbox_run_in_obs() {
-    let Some(testdata) = common::testdata() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made: run scripts/setup.sh")
-    };
+    let testdata = require!(testdata);
+    let plugin = require!(plugin);
     // every sixth portrait: landscape and portrait frames of many sizes
     let ids: Vec<u32> = common::portrait_ids(&testdata)
         .into_iter()
@@ -211,12 +203,8 @@ fn aspect_handling_stretch_and_letterbox_run_in_obs() {
 
 #[test]
 fn transparent_mode_alpha_is_the_person() {
-    let Some(testdata) = common::testdata() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made: run scripts/setup.sh")
-    };
+    let testdata = require!(testdata);
+    let plugin = require!(plugin);
     // Every third portrait keeps this run short; the colour-mode test covers all of them.
     let ids: Vec<u32> = common::portrait_ids(&testdata)
         .into_iter()

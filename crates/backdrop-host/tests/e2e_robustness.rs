@@ -7,11 +7,6 @@ mod common;
 use common::host::{self, Rgba, Run};
 use std::path::PathBuf;
 
-fn video() -> Option<PathBuf> {
-    let p = common::testdata()?.join("video/talking_head_a.mp4");
-    p.is_file().then_some(p)
-}
-
 /// Frames kept flowing: at least `min` output frames and a clean exit.
 fn assert_flowing(run: &Run, min: i64) {
     assert_eq!(run.code, 0, "host failed:\n{}", run.stderr);
@@ -64,26 +59,12 @@ fn assert_logged_once(run: &Run, needle: &str) {
 
 #[test]
 fn missing_runtime_library_passes_video_through_with_a_readable_status() {
-    let Some(video) = video() else {
-        skip!("../shared/testdata is absent")
-    };
+    let video = require!(video);
     let Some(plugin) = host::plugin_variant("no_runtime") else {
         skip!("plugin folder cannot be made")
     };
     std::fs::remove_file(plugin.join("bin/64bit/libonnxruntime.so.1.31.1")).unwrap();
-    let run = host::run(
-        "no_runtime",
-        &plugin,
-        &[
-            "--input",
-            video.to_str().unwrap(),
-            "--frames",
-            "40",
-            "--stills",
-            "2",
-        ],
-        &[],
-    );
+    let run = host::run_frames("no_runtime", &plugin, &video, 40, &["--stills", "2"]);
     assert_flowing(&run, 40);
     let status = run.status();
     println!("status: {status}");
@@ -106,21 +87,9 @@ fn missing_runtime_library_passes_video_through_with_a_readable_status() {
 
 #[test]
 fn properties_are_localised_and_list_the_installed_models() {
-    let Some(video) = video() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made")
-    };
-    let args = [
-        "--input",
-        video.to_str().unwrap(),
-        "--frames",
-        "30",
-        "--mode",
-        "color",
-    ];
-    let run = host::run("properties", &plugin, &args, &[]);
+    let video = require!(video);
+    let plugin = require!(plugin);
+    let run = host::run_frames("properties", &plugin, &video, 30, &["--mode", "color"]);
     assert_flowing(&run, 30);
     // Labels come from data/locale/en-US.ini, not the raw keys.
     assert_eq!(property(&run, "mode")["description"], "Background");
@@ -161,26 +130,12 @@ fn properties_are_localised_and_list_the_installed_models() {
 
 #[test]
 fn missing_model_file_and_unknown_model_id_pass_through() {
-    let Some(video) = video() else {
-        skip!("../shared/testdata is absent")
-    };
+    let video = require!(video);
     let Some(plugin) = host::plugin_variant("no_model") else {
         skip!("plugin folder cannot be made")
     };
     std::fs::remove_file(plugin.join("data/models/selfie_segmentation.onnx")).unwrap();
-    let run = host::run(
-        "no_model",
-        &plugin,
-        &[
-            "--input",
-            video.to_str().unwrap(),
-            "--frames",
-            "30",
-            "--stills",
-            "2",
-        ],
-        &[],
-    );
+    let run = host::run_frames("no_model", &plugin, &video, 30, &["--stills", "2"]);
     assert_flowing(&run, 30);
     let status = run.status();
     println!("status: {status}");
@@ -190,17 +145,13 @@ fn missing_model_file_and_unknown_model_id_pass_through() {
     assert_passthrough(&run);
 
     let plugin = host::plugin_dir().unwrap();
-    let args = [
-        "--input",
-        video.to_str().unwrap(),
-        "--frames",
-        "30",
-        "--stills",
-        "2",
-        "--model",
-        "no_such_model",
-    ];
-    let run = host::run("unknown_model", &plugin, &args, &[]);
+    let run = host::run_frames(
+        "unknown_model",
+        &plugin,
+        &video,
+        30,
+        &["--stills", "2", "--model", "no_such_model"],
+    );
     assert_flowing(&run, 30);
     assert_error(&run, "model");
     assert!(run.status().contains("no_such_model"), "{}", run.status());
@@ -209,9 +160,7 @@ fn missing_model_file_and_unknown_model_id_pass_through() {
 
 #[test]
 fn corrupt_model_file_passes_through_with_the_runtime_error() {
-    let Some(video) = video() else {
-        skip!("../shared/testdata is absent")
-    };
+    let video = require!(video);
     let Some(plugin) = host::plugin_variant("corrupt_model") else {
         skip!("plugin folder cannot be made")
     };
@@ -219,19 +168,7 @@ fn corrupt_model_file_passes_through_with_the_runtime_error() {
     let mut bytes = std::fs::read(&model).unwrap();
     bytes.truncate(bytes.len() / 3); // a download cut short
     std::fs::write(&model, bytes).unwrap();
-    let run = host::run(
-        "corrupt_model",
-        &plugin,
-        &[
-            "--input",
-            video.to_str().unwrap(),
-            "--frames",
-            "30",
-            "--stills",
-            "2",
-        ],
-        &[],
-    );
+    let run = host::run_frames("corrupt_model", &plugin, &video, 30, &["--stills", "2"]);
     assert_flowing(&run, 30);
     let status = run.status();
     println!("status: {status}");
@@ -247,25 +184,22 @@ fn corrupt_model_file_passes_through_with_the_runtime_error() {
 
 #[test]
 fn missing_background_image_blurs_instead_and_says_so() {
-    let Some(video) = video() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made")
-    };
-    let args = [
-        "--input",
-        video.to_str().unwrap(),
-        "--frames",
-        "40",
-        "--stills",
-        "2",
-        "--mode",
-        "image",
-        "--background-image",
-        "/nonexistent/beach.jpg",
-    ];
-    let run = host::run("missing_image", &plugin, &args, &[]);
+    let video = require!(video);
+    let plugin = require!(plugin);
+    let run = host::run_frames(
+        "missing_image",
+        &plugin,
+        &video,
+        40,
+        &[
+            "--stills",
+            "2",
+            "--mode",
+            "image",
+            "--background-image",
+            "/nonexistent/beach.jpg",
+        ],
+    );
     assert_flowing(&run, 40);
     let status = run.status();
     println!("status: {status}");
@@ -283,9 +217,7 @@ fn missing_background_image_blurs_instead_and_says_so() {
 
 #[test]
 fn zero_sized_source_does_not_stall_or_log_errors() {
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made")
-    };
+    let plugin = require!(plugin);
     let run = host::run(
         "zero_size",
         &plugin,
@@ -305,29 +237,26 @@ fn zero_sized_source_does_not_stall_or_log_errors() {
 
 #[test]
 fn source_changing_size_mid_stream_keeps_masks_coming() {
-    let Some(testdata) = common::testdata() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made")
-    };
+    let testdata = require!(testdata);
+    let plugin = require!(plugin);
     let (a, b) = (
         testdata.join("portraits/images/3.jpg"),
         testdata.join("portraits/images/261.jpg"),
     );
-    let args = [
-        "--input",
-        a.to_str().unwrap(),
-        "--frames",
-        "60",
-        "--resize-at-frame",
-        "20:480x240",
-        "--resize-image",
-        b.to_str().unwrap(),
-        "--canvas",
-        "480x300",
-    ];
-    let run = host::run("resize", &plugin, &args, &[]);
+    let run = host::run_frames(
+        "resize",
+        &plugin,
+        &a,
+        60,
+        &[
+            "--resize-at-frame",
+            "20:480x240",
+            "--resize-image",
+            b.to_str().unwrap(),
+            "--canvas",
+            "480x300",
+        ],
+    );
     assert_flowing(&run, 60);
     assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
     let masks = run.stats()["mask_frames"].as_i64().unwrap_or(0);
@@ -340,21 +269,15 @@ fn source_changing_size_mid_stream_keeps_masks_coming() {
 
 #[test]
 fn filter_removed_while_inference_runs_keeps_video_flowing() {
-    let Some(video) = video() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made")
-    };
-    let args = [
-        "--input",
-        video.to_str().unwrap(),
-        "--frames",
-        "60",
-        "--remove-filter-after-frames",
-        "15",
-    ];
-    let run = host::run("remove_filter", &plugin, &args, &[]);
+    let video = require!(video);
+    let plugin = require!(plugin);
+    let run = host::run_frames(
+        "remove_filter",
+        &plugin,
+        &video,
+        60,
+        &["--remove-filter-after-frames", "15"],
+    );
     assert_flowing(&run, 60);
     assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
     assert!(
@@ -367,23 +290,15 @@ fn filter_removed_while_inference_runs_keeps_video_flowing() {
 
 #[test]
 fn settings_changed_every_frame_for_a_hundred_frames() {
-    let Some(video) = video() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made")
-    };
-    let args = [
-        "--input",
-        video.to_str().unwrap(),
-        "--frames",
-        "150",
-        "--settings-storm",
-        "100",
-        "--stills",
-        "2",
-    ];
-    let run = host::run("settings_storm", &plugin, &args, &[]);
+    let video = require!(video);
+    let plugin = require!(plugin);
+    let run = host::run_frames(
+        "settings_storm",
+        &plugin,
+        &video,
+        150,
+        &["--settings-storm", "100", "--stills", "2"],
+    );
     assert_flowing(&run, 150);
     // 100 updates and the restore, one per output frame: spread over at least 100 frames.
     let (updates, frames) = (
@@ -426,15 +341,9 @@ fn sinet_manifest(testdata: &std::path::Path, input_name: &str) -> serde_json::V
 
 #[test]
 fn users_own_models_run_from_a_manifest_alone() {
-    let Some(testdata) = common::testdata() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(video) = video() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made")
-    };
+    let testdata = require!(testdata);
+    let video = require!(video);
+    let plugin = require!(plugin);
     let sinet = thirdparty_manifest("sinet", sinet_manifest(&testdata, "data"));
     let meet = thirdparty_manifest(
         "meet",
@@ -489,30 +398,18 @@ fn users_own_models_run_from_a_manifest_alone() {
 
 #[test]
 fn a_wrong_manifest_gives_a_readable_error_and_passes_video_through() {
-    let Some(testdata) = common::testdata() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(video) = video() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made")
-    };
+    let testdata = require!(testdata);
+    let video = require!(video);
+    let plugin = require!(plugin);
     let wrong = thirdparty_manifest("sinet_wrong_input", sinet_manifest(&testdata, "image"));
     let set = format!("custom_model_path={}", wrong.display());
-    let args = [
-        "--input",
-        video.to_str().unwrap(),
-        "--frames",
-        "30",
-        "--model",
-        "custom",
-        "--set",
-        &set,
-        "--stills",
-        "2",
-    ];
-    let run = host::run("custom_wrong", &plugin, &args, &[]);
+    let run = host::run_frames(
+        "custom_wrong",
+        &plugin,
+        &video,
+        30,
+        &["--model", "custom", "--set", &set, "--stills", "2"],
+    );
     assert_flowing(&run, 30);
     let status = run.status();
     println!("status: {status}");
@@ -536,27 +433,20 @@ fn loopback_installed() -> bool {
 
 #[test]
 fn virtual_camera_without_v4l2loopback_is_one_clear_error_and_the_filter_runs_on() {
-    let Some(video) = video() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made")
-    };
+    let video = require!(video);
+    let plugin = require!(plugin);
     if loopback_installed() {
         // The kernel module works here: e2e_virtualcam.rs covers the camera itself.
         println!("skipped: v4l2loopback is installed for this kernel");
         return;
     }
-    let args = [
-        "--input",
-        video.to_str().unwrap(),
-        "--frames",
-        "40",
-        "--stills",
-        "2",
-        "--virtualcam",
-    ];
-    let run = host::run("no_loopback", &plugin, &args, &[]);
+    let run = host::run_frames(
+        "no_loopback",
+        &plugin,
+        &video,
+        40,
+        &["--stills", "2", "--virtualcam"],
+    );
     // The host reports the failure in its exit status after running the frames it was asked for.
     assert_eq!(run.code, 3, "exit status; stderr:\n{}", run.stderr);
     let message = run.report["virtualcam_error"].as_str().unwrap_or("");

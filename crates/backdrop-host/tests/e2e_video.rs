@@ -75,18 +75,10 @@ fn regions(model: &mut Model, rgb: &[u8], w: usize, h: usize) -> (Vec<bool>, Vec
 
 #[test]
 fn talking_head_is_recorded_with_blurred_background() {
-    let Some(testdata) = common::testdata() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(plugin) = host::plugin_dir() else {
-        skip!("plugin folder cannot be made: run scripts/setup.sh")
-    };
-    let Some(env) = common::ort_environment() else {
-        skip!("ONNX Runtime library absent: run scripts/setup.sh")
-    };
-    let Some(models) = common::models_dir() else {
-        skip!("build/models is absent: run scripts/setup.sh")
-    };
+    let testdata = require!(testdata);
+    let plugin = require!(plugin);
+    let env = require!(runtime);
+    let models = require!(models);
     let input = testdata.join("video/talking_head_a.mp4");
     let recording = common::root().join("target/e2e/talking_head_a_blur.mp4");
     let _ = std::fs::remove_file(&recording);

@@ -140,18 +140,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[test]
 fn webcam_to_virtual_camera_to_browser() {
-    let Some(testdata) = common::testdata() else {
-        skip!("../shared/testdata is absent (set BACKDROP_TESTDATA)")
-    };
-    let Some(plugin) = common::host::plugin_dir() else {
-        skip!("no plugin build: run scripts/setup.sh")
-    };
-    let Some(env) = common::ort_environment() else {
-        skip!("ONNX Runtime is absent: run scripts/setup.sh")
-    };
-    let Some(models) = common::models_dir() else {
-        skip!("build/models is absent: run scripts/setup.sh")
-    };
+    let testdata = require!(testdata);
+    let plugin = require!(plugin);
+    let env = require!(runtime);
+    let models = require!(models);
     if !common::root().join(".venv/bin/vng").is_file() {
         skip!("virtme-ng is absent: run scripts/setup.sh")
     }

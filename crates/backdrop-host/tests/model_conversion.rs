@@ -8,15 +8,9 @@ use backdrop_core::segmentation::manifest::{Layout, Manifest};
 use backdrop_core::segmentation::session::{Model, SessionOptions};
 
 fn compare(manifest_file: &str, reference_file: &str) {
-    let Some(testdata) = common::testdata() else {
-        skip!("../shared/testdata is absent")
-    };
-    let Some(models) = common::models_dir() else {
-        skip!("build/models is absent: run scripts/setup.sh")
-    };
-    let Some(env) = common::ort_environment() else {
-        skip!("ONNX Runtime library absent: run scripts/setup.sh")
-    };
+    let testdata = require!(testdata);
+    let models = require!(models);
+    let env = require!(runtime);
     let ours = Manifest::load(&models.join(manifest_file)).expect("manifest");
     // ours takes NCHW and gives the mask depth-packed (see models/convert.py); the tf2onnx
     // reference keeps the TFLite interface: NHWC in, NHWC [1, H, W, 1] out

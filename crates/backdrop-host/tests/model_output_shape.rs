@@ -41,16 +41,12 @@ onnx.save(model, path)
 
 #[test]
 fn dynamic_output_smaller_than_the_input_is_followed() {
-    let Some(testdata) = common::testdata() else {
-        skip!("../shared/testdata is absent")
-    };
+    let testdata = require!(testdata);
     let python = common::root().join(".venv/bin/python");
     if !python.is_file() {
         skip!(".venv is absent: run scripts/setup.sh");
     }
-    let Some(env) = common::ort_environment() else {
-        skip!("ONNX Runtime library absent: run scripts/setup.sh")
-    };
+    let env = require!(runtime);
     let (w, h) = (160u32, 96u32);
     let dir = std::env::temp_dir().join(format!("backdrop-output-shape-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

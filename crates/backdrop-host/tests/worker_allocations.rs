@@ -59,16 +59,11 @@ static GLOBAL: Counting = Counting;
 
 /// Crops `region` (frame uv) of an RGBA image and resizes it to `w` x `h` BGRA.
 fn crop_bgra(src: &fr::images::Image, region: Region, (w, h): (u32, u32)) -> Vec<u8> {
-    let (sw, sh) = (src.width() as f64, src.height() as f64);
+    let [cx, cy, cw, ch] = region.pixel_rect(src.width() as f64, src.height() as f64);
     let mut dst = fr::images::Image::new(w, h, fr::PixelType::U8x4);
     let options = fr::ResizeOptions::new()
         .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
-        .crop(
-            region.x as f64 * sw,
-            region.y as f64 * sh,
-            region.w as f64 * sw,
-            region.h as f64 * sh,
-        );
+        .crop(cx, cy, cw, ch);
     fr::Resizer::new()
         .resize(src, &mut dst, &options)
         .expect("resize");

@@ -39,6 +39,21 @@ impl Default for Region {
 }
 
 impl Region {
+    /// The region with top-left corner `x, y` and size `w, h` (frame uv).
+    pub const fn new(x: f32, y: f32, w: f32, h: f32) -> Region {
+        Region { x, y, w, h }
+    }
+
+    /// The region in px of a `width` x `height` frame: `[x, y, w, h]` (for resamplers' crops).
+    pub fn pixel_rect(self, width: f64, height: f64) -> [f64; 4] {
+        [
+            self.x as f64 * width,
+            self.y as f64 * height,
+            self.w as f64 * width,
+            self.h as f64 * height,
+        ]
+    }
+
     /// The whole frame.
     pub const FULL: Region = Region {
         x: 0.0,
@@ -502,30 +517,12 @@ mod tests {
     #[test]
     fn roi_grows_by_the_margin_to_the_input_aspect_and_stays_in_the_frame() {
         // a person 0.2 x 0.5 of a 1000x1000 frame, centred: margin then square
-        let b = Region {
-            x: 0.4,
-            y: 0.25,
-            w: 0.2,
-            h: 0.5,
-        };
+        let b = Region::new(0.4, 0.25, 0.2, 0.5);
         let r = roi_for(b, 0.1, (1000, 1000), (256, 256));
-        assert!(close(
-            r,
-            Region {
-                x: 0.2,
-                y: 0.2,
-                w: 0.6,
-                h: 0.6
-            }
-        ));
+        assert!(close(r, Region::new(0.2, 0.2, 0.6, 0.6)));
         assert!(r.contains(&b, 0.0));
         // near the edge: clamped to the frame
-        let edge = Region {
-            x: 0.0,
-            y: 0.5,
-            w: 0.3,
-            h: 0.5,
-        };
+        let edge = Region::new(0.0, 0.5, 0.3, 0.5);
         let r = roi_for(edge, 0.1, (1000, 1000), (256, 256));
         assert!(r.x >= 0.0 && r.y >= 0.0 && r.x + r.w <= 1.0 && r.y + r.h <= 1.0);
         assert!(r.contains(&edge, 1e-6));

@@ -2,6 +2,18 @@
 
 use super::manifest::{ChannelOrder, InputSpec, Layout, OutputKind, OutputSpec};
 
+/// A model input tensor for a tightly packed BGRA image of `width` x `height` px (see
+/// [`pack_bgra`]), allocated here: for one-off runs (benchmarks, the bare model run).
+///
+/// # Panics
+/// When `bgra` holds fewer than `width * height * 4` bytes.
+pub fn packed_bgra(bgra: &[u8], width: u32, height: u32, spec: &InputSpec) -> Vec<f32> {
+    let (w, h) = (width as usize, height as usize);
+    let mut tensor = vec![0f32; w * h * 3];
+    pack_bgra(bgra, w, h, w * 4, spec, &mut tensor);
+    tensor
+}
+
 /// Packs a BGRA image (`width` x `height` px, rows `stride` bytes apart) into `tensor`
 /// (`width * height * 3` f32 values) with the layout, channel order and normalisation of `spec`:
 /// `value = (x - mean[c]) / std[c]`, x in 0..255.

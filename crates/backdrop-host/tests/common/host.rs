@@ -170,6 +170,14 @@ pub fn run(name: &str, plugin: &Path, args: &[&str], env: &[(&str, Option<&str>)
     }
 }
 
+/// Runs the host on `input` for `frames` output frames with `extra` arguments (see [`run`]).
+pub fn run_frames(name: &str, plugin: &Path, input: &Path, frames: u32, extra: &[&str]) -> Run {
+    let frames = frames.to_string();
+    let mut args = vec!["--input", input.to_str().unwrap(), "--frames", &frames];
+    args.extend_from_slice(extra);
+    run(name, plugin, &args, &[])
+}
+
 /// An RGBA image as (width, height, pixels).
 pub struct Rgba {
     pub width: u32,

@@ -26,6 +26,40 @@ macro_rules! skip {
     }};
 }
 
+/// What a test needs, or it is skipped (see [`skip!`]): `require!(testdata)` (the folder),
+/// `require!(video)` (the talking-head clip), `require!(plugin)` (the installed plugin folder of
+/// this build), `require!(models)`, `require!(runtime)` (ONNX Runtime's environment).
+#[macro_export]
+macro_rules! require {
+    (testdata) => {
+        match $crate::common::testdata() {
+            Some(d) => d,
+            None => skip!("../shared/testdata is absent (set BACKDROP_TESTDATA)"),
+        }
+    };
+    (video) => {
+        require!(testdata).join("video/talking_head_a.mp4")
+    };
+    (plugin) => {
+        match $crate::common::host::plugin_dir() {
+            Some(p) => p,
+            None => skip!("no plugin build: run scripts/setup.sh"),
+        }
+    };
+    (models) => {
+        match $crate::common::models_dir() {
+            Some(m) => m,
+            None => skip!("build/models is absent: run scripts/setup.sh"),
+        }
+    };
+    (runtime) => {
+        match $crate::common::ort_environment() {
+            Some(e) => e,
+            None => skip!("ONNX Runtime is absent: run scripts/setup.sh"),
+        }
+    };
+}
+
 /// Whether missing test data or a missing build fails a test instead of skipping it
 /// (`BACKDROP_REQUIRE_DATA=1`, set by scripts/test.sh and .ci/run).
 pub fn data_required() -> bool {
