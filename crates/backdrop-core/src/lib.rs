@@ -4,6 +4,8 @@
 //! Logs through the [`log`] facade; the plugin forwards it to OBS's log (`backdrop-obs`), tests
 //! and tools to wherever they like. Builds and tests on a machine without OBS.
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 pub mod mask;
 pub mod segmentation;
 pub mod settings;

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 /// The repository root (this crate is crates/backdrop-testdata).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
 /// `BACKDROP_TESTDATA`, else `../shared/testdata` beside the repository (whether or not it

@@ -14,6 +14,7 @@ static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = On
 
 /// Path of the shared object (or executable) this code was loaded from, via `dladdr`.
 pub fn own_library_path() -> Option<PathBuf> {
+    // SAFETY: Dl_info is plain pointers and integers: all zeros is a valid value.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     let addr = own_library_path as *const ();
     // SAFETY: dladdr only reads; dli_fname points to a string owned by the loader.
@@ -22,6 +23,7 @@ pub fn own_library_path() -> Option<PathBuf> {
     {
         return None;
     }
+    // SAFETY: checked non-NULL above; a NUL-terminated string the loader keeps while loaded.
     let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
     Some(PathBuf::from(name.to_string_lossy().into_owned()))
 }
