@@ -22,6 +22,8 @@ pub(crate) struct RenderParams {
     pub mode: Mode,
     pub threshold: f32,
     pub edge_softness: f32,
+    /// The soft edge's shift in half-widths (`Feather::shift`).
+    pub feather_shift: f32,
     pub blur_strength: f32,
     pub color: [f32; 4],
     /// Hand a frame to the worker every Nth frame.
@@ -41,6 +43,7 @@ impl RenderParams {
             mode: s.mode,
             threshold: s.threshold,
             edge_softness: s.edge_softness,
+            feather_shift: s.feather.shift(),
             blur_strength: s.blur_strength,
             color: s.color_rgba(),
             inference_interval: s.inference_interval,

@@ -87,6 +87,7 @@ struct Params {
     color: Option<Param>,
     threshold: Option<Param>,
     softness: Option<Param>,
+    feather: Option<Param>,
     bg_scale: Option<Param>,
     bg_offset: Option<Param>,
     out_texel: Option<Param>,
@@ -159,6 +160,7 @@ impl Gpu {
             color: get(c"color"),
             threshold: get(c"threshold"),
             softness: get(c"softness"),
+            feather: get(c"feather"),
             bg_scale: get(c"bg_scale"),
             bg_offset: get(c"bg_offset"),
             out_texel: get(c"out_texel"),
@@ -335,6 +337,7 @@ impl Gpu {
         set_float(g, self.p.threshold, params.threshold);
         set_vec4(g, self.p.mask_region, self.mask_region.to_array());
         set_float(g, self.p.softness, params.edge_softness);
+        set_float(g, self.p.feather, params.feather_shift);
     }
 
     /// Blurs the frame's background into `blur_a`, weighting each pixel by 1 - person alpha

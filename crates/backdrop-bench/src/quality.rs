@@ -22,6 +22,7 @@ use super::media::{self, RgbImage};
 use super::metrics::{self, Flicker};
 use super::synthetic::{self, Scene};
 use anyhow::{bail, Context, Result};
+use backdrop_core::mask::edge_window;
 use backdrop_core::mask::refine::{composite_alpha, luma, Refiner};
 use backdrop_core::mask::roi::{AspectMode, Region, RegionTracker};
 use backdrop_core::segmentation::manifest::{self, Manifest};
@@ -270,8 +271,8 @@ impl Engine {
                 &self.luma,
                 fw,
                 fh,
-                lane.config.threshold,
-                lane.config.softness,
+                // centred, the filter's default `feather`
+                edge_window(lane.config.threshold, lane.config.softness, 0.0),
                 &mut lane.alpha,
             );
             self.composite_ms.push(ms(t));

@@ -238,6 +238,30 @@ macro_rules! choice {
 }
 
 choice! {
+    /// Where the soft edge lies relative to the threshold (see `mask::edge_window`).
+    pub enum Feather {
+        /// Softens into the person.
+        Inward = ("inward", "Feather.Inward"),
+        /// Centred on the threshold.
+        #[default]
+        Centered = ("centered", "Feather.Centered"),
+        /// Softens into the background: every pixel of the person keeps full alpha.
+        Outward = ("outward", "Feather.Outward"),
+    }
+}
+
+impl Feather {
+    /// The shift of the edge window in half-widths (`mask::edge_window`): +1, 0, -1.
+    pub fn shift(self) -> f32 {
+        match self {
+            Feather::Inward => 1.0,
+            Feather::Centered => 0.0,
+            Feather::Outward => -1.0,
+        }
+    }
+}
+
+choice! {
     /// What replaces the background.
     pub enum Mode {
         #[default]
@@ -325,6 +349,10 @@ settings! {
     /// Width of the soft edge around the threshold, 0..1 (0 = hard cut).
     edge_softness: f32 = Kind::Float { min: 0.0, max: 1.0, step: 0.01, default: 0.3 },
         label "EdgeSoftness", Render;
+    /// Where the soft edge lies: into the person, centred, or into the background (outward keeps
+    /// every pixel of the person at full alpha).
+    feather: Feather = Kind::Choice { default: "centered", choices: Feather::CHOICES },
+        label "Feather", Render;
     /// Temporal smoothing strength of successive masks, 0..0.95 (see `mask::TemporalSmoother`).
     temporal_smoothing: f32 = Kind::Float { min: 0.0, max: 0.95, step: 0.01, default: 0.6 },
         label "TemporalSmoothing", Worker;

@@ -256,3 +256,116 @@ fn transparent_mode_alpha_is_the_person() {
     );
     assert!(mean >= 0.82, "mean alpha IoU {mean:.4} < 0.82");
 }
+
+/// The alpha (0..255) of each transparent-mode result of `ids`, run with `extra` arguments.
+fn transparent_alphas(
+    testdata: &std::path::Path,
+    plugin: &std::path::Path,
+    name: &str,
+    ids: &[u32],
+    extra: &[&str],
+) -> Vec<Vec<u8>> {
+    let images: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            testdata
+                .join(format!("portraits/images/{id}.jpg"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    // Every frame inferred (no motion skip) and 12 masks: the temporal smoothing has settled,
+    // so runs differ only by the setting under test.
+    let mut args = vec![
+        "--mode",
+        "transparent",
+        "--settle",
+        "12",
+        "--set",
+        "motion_threshold=0",
+    ];
+    args.extend_from_slice(extra);
+    for image in &images {
+        args.extend(["--input", image]);
+    }
+    let run = host::run(name, plugin, &args, &[]);
+    assert_eq!(run.code, 0, "host failed: {}", run.stderr);
+    run.report["inputs"]
+        .as_array()
+        .expect("inputs in report")
+        .iter()
+        .map(|input| {
+            let result = Rgba::load(std::path::Path::new(input["result_png"].as_str().unwrap()));
+            result.px.chunks_exact(4).map(|p| p[3]).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn outward_feathering_keeps_the_whole_person() {
+    let testdata = require!(testdata);
+    let plugin = require!(plugin);
+    let ids: Vec<u32> = common::portrait_ids(&testdata)
+        .into_iter()
+        .step_by(8)
+        .collect();
+    // The person of a hard cut (softness 0) against the default soft edge in each direction.
+    let hard = transparent_alphas(
+        &testdata,
+        &plugin,
+        "feather_hard",
+        &ids,
+        &["--set", "edge_softness=0"],
+    );
+    let mut kept = Vec::new();
+    for feather in ["outward", "centered", "inward"] {
+        let set = format!("feather={feather}");
+        let soft = transparent_alphas(
+            &testdata,
+            &plugin,
+            &format!("feather_{feather}"),
+            &ids,
+            &["--set", &set],
+        );
+        // Of the hard cut's person pixels, the share this edge keeps at (nearly) full alpha; and
+        // the share of the hard cut's background it makes partly opaque.
+        let (mut person, mut person_kept, mut background, mut background_soft) =
+            (0u64, 0u64, 0u64, 0u64);
+        for (h, s) in hard.iter().zip(&soft) {
+            for (&h, &s) in h.iter().zip(s) {
+                if h == 255 {
+                    person += 1;
+                    person_kept += (s >= 250) as u64;
+                } else if h == 0 {
+                    background += 1;
+                    background_soft += (s > 5) as u64;
+                }
+            }
+        }
+        let kept_share = person_kept as f64 / person.max(1) as f64;
+        let soft_share = background_soft as f64 / background.max(1) as f64;
+        println!(
+            "feather {feather}: {:.2} % of the person kept at full alpha, {:.2} % of the background softened ({} portraits)",
+            100.0 * kept_share,
+            100.0 * soft_share,
+            ids.len()
+        );
+        kept.push((kept_share, soft_share));
+    }
+    let (outward, centered, inward) = (kept[0], kept[1], kept[2]);
+    // Outward: the person stays whole (the masks have settled, so only pixels exactly at the
+    // threshold may differ between runs) and the softening goes into the background.
+    assert!(
+        outward.0 >= 0.999,
+        "outward kept {:.4} of the person",
+        outward.0
+    );
+    assert!(outward.1 > centered.1, "{outward:?} vs {centered:?}");
+    // Centred and inward soften into the person, inward the most; inward leaves the background.
+    assert!(centered.0 < outward.0 && inward.0 < centered.0, "{kept:?}");
+    assert!(
+        inward.1 < 0.005,
+        "inward softened {:.4} of the background",
+        inward.1
+    );
+}

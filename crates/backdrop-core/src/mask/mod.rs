@@ -13,12 +13,21 @@ pub fn smoothstep(edge0: f32, edge1: f32, x: f32) -> f32 {
     t * t * (3.0 - 2.0 * t)
 }
 
-/// Soft threshold of a probability: a smoothstep of width `softness` (0..1) centred on
-/// `threshold`; `softness` 0 is a hard cut. The same formula runs in `data/effects/backdrop.effect`
-/// after GPU upsampling.
-pub fn soft_threshold(p: f32, threshold: f32, softness: f32) -> f32 {
+/// The probability window `(lo, hi)` a soft threshold ramps over: `softness` (0..1) wide, at
+/// least 2e-4 (`softness` 0 is a hard cut), centred on `threshold` moved by `shift` half-widths:
+/// 0 centred, +1 inward (the window starts at the threshold: the edge softens into the person),
+/// -1 outward (it ends at the threshold: every pixel at or above it stays fully the person).
+/// The same formula runs in `data/effects/backdrop.effect` (`person_alpha`).
+pub fn edge_window(threshold: f32, softness: f32, shift: f32) -> (f32, f32) {
     let half = (softness * 0.5).max(1e-4);
-    smoothstep(threshold - half, threshold + half, p)
+    let centre = threshold + shift * half;
+    (centre - half, centre + half)
+}
+
+/// Soft threshold of a probability over [`edge_window`] (centred).
+pub fn soft_threshold(p: f32, threshold: f32, softness: f32) -> f32 {
+    let (lo, hi) = edge_window(threshold, softness, 0.0);
+    smoothstep(lo, hi, p)
 }
 
 /// Per-pixel exponential smoothing of successive masks whose rate adapts to motion: where the new
@@ -92,6 +101,17 @@ mod tests {
         assert!((smoothstep(0.4, 0.6, 0.5) - 0.5).abs() < 1e-6);
         assert_eq!(smoothstep(0.5, 0.5, 0.49), 0.0);
         assert_eq!(smoothstep(0.5, 0.5, 0.5), 1.0);
+    }
+
+    #[test]
+    fn outward_windows_keep_the_person_and_inward_ones_the_background() {
+        let (lo, hi) = edge_window(0.5, 0.2, -1.0);
+        assert!((lo - 0.3).abs() < 1e-6 && (hi - 0.5).abs() < 1e-6);
+        let (lo, hi) = edge_window(0.5, 0.2, 1.0);
+        assert!((lo - 0.5).abs() < 1e-6 && (hi - 0.7).abs() < 1e-6);
+        // At the threshold: outward is fully the person, inward fully the background.
+        assert_eq!(smoothstep(0.3, 0.5, 0.5), 1.0);
+        assert_eq!(smoothstep(0.5, 0.7, 0.5), 0.0);
     }
 
     #[test]

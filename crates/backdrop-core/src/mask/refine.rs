@@ -357,8 +357,9 @@ fn sample(coefficients: &[f32], w: usize, h: usize, lu: f32, lv: f32) -> (f32, f
 
 /// CPU twin of the effect's `person_alpha`: upsamples the coefficients bilinearly to the
 /// `fw` x `fh` frame, applies `a * luma + b` with the frame's luma (`luma_full`, 0..1) and the
-/// soft threshold. The mask covers `region` of the frame (see `mask::roi`); pixels outside it
-/// are background (alpha 0). Writes alpha (0..1) to `out` (`fw * fh`).
+/// soft threshold over `window` (see [`super::edge_window`]). The mask covers `region` of the
+/// frame (see `mask::roi`); pixels outside it are background (alpha 0). Writes alpha (0..1) to
+/// `out` (`fw * fh`).
 #[allow(clippy::too_many_arguments)]
 pub fn composite_alpha(
     coefficients: &[f32],
@@ -368,11 +369,9 @@ pub fn composite_alpha(
     luma_full: &[f32],
     fw: usize,
     fh: usize,
-    threshold: f32,
-    softness: f32,
+    (lo, hi): (f32, f32),
     out: &mut [f32],
 ) {
-    let half = (softness * 0.5).max(1e-4);
     for y in 0..fh {
         for x in 0..fw {
             let (lu, lv) =
@@ -383,7 +382,7 @@ pub fn composite_alpha(
             }
             let (a, b) = sample(coefficients, w, h, lu, lv);
             let p = a * luma_full[y * fw + x] + b;
-            out[y * fw + x] = smoothstep(threshold - half, threshold + half, p);
+            out[y * fw + x] = smoothstep(lo, hi, p);
         }
     }
 }
@@ -461,8 +460,7 @@ mod tests {
             &[0.0; 8],
             4,
             2,
-            0.5,
-            0.0,
+            crate::mask::edge_window(0.5, 0.0, 0.0),
             &mut alpha,
         );
         assert_eq!(alpha[0], 0.0);
@@ -480,7 +478,17 @@ mod tests {
             h: 1.0,
         };
         let mut alpha = vec![0f32; 16];
-        composite_alpha(&ab, 1, 1, right, &[0.0; 16], 8, 2, 0.5, 0.2, &mut alpha);
+        composite_alpha(
+            &ab,
+            1,
+            1,
+            right,
+            &[0.0; 16],
+            8,
+            2,
+            crate::mask::edge_window(0.5, 0.2, 0.0),
+            &mut alpha,
+        );
         for y in 0..2 {
             assert_eq!(&alpha[y * 8..y * 8 + 4], &[0.0; 4]);
             assert_eq!(&alpha[y * 8 + 4..y * 8 + 8], &[1.0; 4]);

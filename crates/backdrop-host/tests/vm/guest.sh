@@ -147,7 +147,7 @@ if is_capture; then fact vcam_capture_after_stop 1; else fact vcam_capture_after
 modprobe -r v4l2loopback && modprobe v4l2loopback devices=0
 fact loopback_devices_after_reload "$(ls /sys/devices/virtual/video4linux 2>/dev/null | wc -l)"
 xvfb-run -a -s "-screen 0 640x480x24" target/release/backdrop-render \
-    --plugin "$PLUGIN" --out "$OUT/no_device" --input "$VIDEO" --canvas "$SIZE" \
+    --plugin "$PLUGIN" --out "$OUT/no_device" --input "$VIDEO" --loop --canvas "$SIZE" \
     --virtualcam --frames 5 --mode color --color "$KEY" --fps "$FPS" --timeout-s "$WAIT_S" \
     >"$OUT/no_device.log" 2>&1
 fact no_device_exit "$?"
