@@ -24,6 +24,8 @@ pub(crate) struct RenderParams {
     pub edge_softness: f32,
     /// The soft edge's shift in half-widths (`Feather::shift`).
     pub feather_shift: f32,
+    /// Block size of the pixelated background, px.
+    pub pixel_size: f32,
     pub blur_strength: f32,
     pub color: [f32; 4],
     /// Hand a frame to the worker every Nth frame.
@@ -44,6 +46,7 @@ impl RenderParams {
             threshold: s.threshold,
             edge_softness: s.edge_softness,
             feather_shift: s.feather.shift(),
+            pixel_size: s.pixel_size as f32,
             blur_strength: s.blur_strength,
             color: s.color_rgba(),
             inference_interval: s.inference_interval,

@@ -94,6 +94,7 @@ struct Params {
     blur_step: Option<Param>,
     region: Option<Param>,
     mask_region: Option<Param>,
+    block_uv: Option<Param>,
 }
 
 /// Setters that skip a parameter the effect does not declare.
@@ -167,6 +168,7 @@ impl Gpu {
             blur_step: get(c"blur_step"),
             region: get(c"region"),
             mask_region: get(c"mask_region"),
+            block_uv: get(c"block_uv"),
         };
         let tr = || TexRender::new(g).ok_or_else(|| "cannot create a render target".to_string());
         Ok(Self {
@@ -400,6 +402,7 @@ impl Gpu {
             (false, _) => c"Passthrough",
             (true, Mode::Color) => c"Color",
             (true, Mode::Transparent) => c"Transparent",
+            (true, Mode::Pixelate) => c"Pixelate",
             (true, Mode::Image) if background.is_some() => c"Background",
             (true, Mode::Blur | Mode::Image) => c"BlurredBackground",
         };
@@ -407,6 +410,8 @@ impl Gpu {
         let p = &self.p;
         set_texture(g, p.image, frame);
         set_vec4(g, p.color, params.color);
+        let block = params.pixel_size.max(1.0);
+        set_vec2(g, p.block_uv, [block / w as f32, block / h as f32]);
         match background {
             Some((tex, (iw, ih))) if params.mode == Mode::Image => {
                 // "cover": fill the frame, keep the image's aspect, crop the overflow

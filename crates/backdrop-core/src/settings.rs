@@ -269,6 +269,8 @@ choice! {
         Image = ("image", "Mode.Image"),
         Color = ("color", "Mode.Color"),
         Transparent = ("transparent", "Mode.Transparent"),
+        /// The background as a mosaic of `pixel_size` blocks.
+        Pixelate = ("pixelate", "Mode.Pixelate"),
     }
 }
 
@@ -337,6 +339,9 @@ settings! {
     /// Blur radius in px at the source's resolution, 1..100.
     blur_strength: f32 = Kind::Float { min: 1.0, max: 100.0, step: 1.0, default: 24.0 },
         label "BlurStrength", Render, shown when "mode" in ["blur", "image"];
+    /// Block size of the pixelated background, px of the source frame, 2..128.
+    pixel_size: u32 = Kind::Int { min: 2, max: 128, step: 1, default: 16 }, label "PixelSize",
+        Render, shown when "mode" in ["pixelate"];
     /// Background image file.
     image_path: String = Kind::Path { filter: "ImageFilter" }, label "ImagePath", Render,
         shown when "mode" in ["image"];

@@ -86,7 +86,7 @@ pub struct Args {
     /// comparison
     #[arg(long, help_heading = "Filter")]
     passthrough_filter: bool,
-    /// blur | image | color | transparent (setting "mode")
+    /// blur | image | color | transparent | pixelate (setting "mode")
     #[arg(long, value_name = "MODE", help_heading = "Filter")]
     mode: Option<String>,
     /// background image (setting "image_path")

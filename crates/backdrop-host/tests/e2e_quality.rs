@@ -257,14 +257,16 @@ fn transparent_mode_alpha_is_the_person() {
     assert!(mean >= 0.82, "mean alpha IoU {mean:.4} < 0.82");
 }
 
-/// The alpha (0..255) of each transparent-mode result of `ids`, run with `extra` arguments.
-fn transparent_alphas(
+/// The result (alone, RGBA) of each portrait of `ids`, run in still mode with `extra` arguments
+/// after every frame inferred (no motion skip) and 12 masks: the temporal smoothing has settled,
+/// so runs differ only by what `extra` sets.
+fn settled_results(
     testdata: &std::path::Path,
     plugin: &std::path::Path,
     name: &str,
     ids: &[u32],
     extra: &[&str],
-) -> Vec<Vec<u8>> {
+) -> Vec<Rgba> {
     let images: Vec<String> = ids
         .iter()
         .map(|id| {
@@ -274,16 +276,7 @@ fn transparent_alphas(
                 .to_string()
         })
         .collect();
-    // Every frame inferred (no motion skip) and 12 masks: the temporal smoothing has settled,
-    // so runs differ only by the setting under test.
-    let mut args = vec![
-        "--mode",
-        "transparent",
-        "--settle",
-        "12",
-        "--set",
-        "motion_threshold=0",
-    ];
+    let mut args = vec!["--settle", "12", "--set", "motion_threshold=0"];
     args.extend_from_slice(extra);
     for image in &images {
         args.extend(["--input", image]);
@@ -294,10 +287,23 @@ fn transparent_alphas(
         .as_array()
         .expect("inputs in report")
         .iter()
-        .map(|input| {
-            let result = Rgba::load(std::path::Path::new(input["result_png"].as_str().unwrap()));
-            result.px.chunks_exact(4).map(|p| p[3]).collect()
-        })
+        .map(|input| Rgba::load(std::path::Path::new(input["result_png"].as_str().unwrap())))
+        .collect()
+}
+
+/// The alpha (0..255) of each transparent-mode result of `ids` (see [`settled_results`]).
+fn transparent_alphas(
+    testdata: &std::path::Path,
+    plugin: &std::path::Path,
+    name: &str,
+    ids: &[u32],
+    extra: &[&str],
+) -> Vec<Vec<u8>> {
+    let mut args = vec!["--mode", "transparent"];
+    args.extend_from_slice(extra);
+    settled_results(testdata, plugin, name, ids, &args)
+        .iter()
+        .map(|r| r.px.chunks_exact(4).map(|p| p[3]).collect())
         .collect()
 }
 
@@ -353,10 +359,11 @@ fn outward_feathering_keeps_the_whole_person() {
         kept.push((kept_share, soft_share));
     }
     let (outward, centered, inward) = (kept[0], kept[1], kept[2]);
-    // Outward: the person stays whole (the masks have settled, so only pixels exactly at the
-    // threshold may differ between runs) and the softening goes into the background.
+    // Outward: the person stays whole and the softening goes into the background. The runs'
+    // masks have settled but still differ a little at the threshold (seen: 99.92-100.00 % kept
+    // by outward, 97.5 % by centred).
     assert!(
-        outward.0 >= 0.999,
+        outward.0 >= 0.995,
         "outward kept {:.4} of the person",
         outward.0
     );
@@ -367,5 +374,77 @@ fn outward_feathering_keeps_the_whole_person() {
         inward.1 < 0.005,
         "inward softened {:.4} of the background",
         inward.1
+    );
+}
+
+#[test]
+fn pixelate_makes_background_blocks_and_leaves_the_person_sharp() {
+    let testdata = require!(testdata);
+    let plugin = require!(plugin);
+    const BLOCK: u32 = 16;
+    let ids: Vec<u32> = common::portrait_ids(&testdata)
+        .into_iter()
+        .step_by(12)
+        .collect();
+    let alphas = transparent_alphas(&testdata, &plugin, "pixelate_mask", &ids, &[]);
+    let block = format!("pixel_size={BLOCK}");
+    let results = settled_results(
+        &testdata,
+        &plugin,
+        "pixelate",
+        &ids,
+        &["--mode", "pixelate", "--set", &block],
+    );
+    // Blocks of the grid from (0, 0) wholly in the background (alpha 0 in transparent mode) or
+    // wholly in the person (alpha 255): the spread of their pixel values in the result.
+    let (mut flat_background, mut background, mut detailed_person, mut person) = (0, 0, 0, 0);
+    let mut judged = 0;
+    for (alpha, result) in alphas.iter().zip(&results) {
+        let (w, h) = (result.width, result.height);
+        if w % 2 == 1 || h % 2 == 1 {
+            // For an odd-sized canvas the frame OBS's video output hands back is resampled by
+            // about a pixel (seen: each block's last row and column take the next block's
+            // colour), which blends neighbouring blocks; judged on even sizes only.
+            continue;
+        }
+        judged += 1;
+        for by in 0..h / BLOCK {
+            for bx in 0..w / BLOCK {
+                let pixels: Vec<(u8, [u8; 4])> = (0..BLOCK * BLOCK)
+                    .map(|i| (bx * BLOCK + i % BLOCK, by * BLOCK + i / BLOCK))
+                    .map(|(x, y)| (alpha[(y * w + x) as usize], result.at(x, y)))
+                    .collect();
+                let spread = (0..3)
+                    .map(|c| {
+                        let v = pixels.iter().map(|p| p.1[c]);
+                        v.clone().max().unwrap_or(0) - v.min().unwrap_or(0)
+                    })
+                    .max()
+                    .unwrap_or(0);
+                if pixels.iter().all(|p| p.0 == 0) {
+                    background += 1;
+                    flat_background += (spread <= 2) as u32;
+                } else if pixels.iter().all(|p| p.0 == 255) {
+                    person += 1;
+                    detailed_person += (spread > 8) as u32;
+                }
+            }
+        }
+    }
+    println!(
+        "pixelate {BLOCK} px, {judged} even-sized portraits of {}: {flat_background} of \
+         {background} background blocks flat, {detailed_person} of {person} person blocks with \
+         detail",
+        ids.len()
+    );
+    assert!(
+        background >= 100 && person >= 100,
+        "{background} / {person} blocks"
+    );
+    assert_eq!(flat_background, background, "background blocks not flat");
+    // The person keeps its texture (blocks of flat skin or clothing can be flat in the photo).
+    assert!(
+        detailed_person * 2 > person,
+        "{detailed_person} of {person} person blocks have detail"
     );
 }
