@@ -103,7 +103,10 @@ fn properties_are_localised_and_list_the_installed_models() {
         .iter()
         .filter_map(|i| i["name"].as_str())
         .collect();
-    assert_eq!(modes, ["Blur", "Image", "Colour", "Transparent"]);
+    assert_eq!(
+        modes,
+        ["Blur", "Image", "Colour", "Transparent", "Pixelate"]
+    );
     // The model list is read from the installed manifests.
     let models: Vec<&str> = property(&run, "model")["items"]
         .as_array()
@@ -126,6 +129,8 @@ fn properties_are_localised_and_list_the_installed_models() {
     // Only the controls of the chosen mode are shown.
     assert_eq!(property(&run, "color")["visible"], true);
     assert_eq!(property(&run, "image_path")["visible"], false);
+    assert_eq!(property(&run, "pixel_size")["visible"], false);
+    assert_eq!(property(&run, "feather")["visible"], true);
 }
 
 #[test]
