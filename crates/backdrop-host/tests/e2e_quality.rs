@@ -25,6 +25,16 @@ fn person_pixels(original: &Rgba, result: &Rgba, key: [u8; 3]) -> Vec<Option<boo
         .collect()
 }
 
+/// The image files of portraits `ids`, as text for the host's arguments.
+fn portrait_paths(testdata: &std::path::Path, ids: &[u32]) -> Vec<String> {
+    ids.iter()
+        .map(|id| {
+            let path = testdata.join(format!("portraits/images/{id}.jpg"));
+            path.display().to_string()
+        })
+        .collect()
+}
+
 fn ground_truth(path: &std::path::Path, width: u32, height: u32) -> Vec<bool> {
     let mask = image::open(path).unwrap().to_luma8();
     let mask = image::imageops::resize(&mask, width, height, image::imageops::FilterType::Nearest);
@@ -42,15 +52,7 @@ fn colour_mode_ious(
 ) -> Vec<(f64, serde_json::Value)> {
     let list = common::root().join(format!("target/e2e/{name}.txt"));
     std::fs::create_dir_all(list.parent().unwrap()).unwrap();
-    let lines: Vec<String> = ids
-        .iter()
-        .map(|id| {
-            testdata
-                .join(format!("portraits/images/{id}.jpg"))
-                .display()
-                .to_string()
-        })
-        .collect();
+    let lines = portrait_paths(testdata, ids);
     std::fs::write(&list, lines.join("\n")).unwrap();
 
     let key = [0u8, 255, 0];
@@ -267,15 +269,7 @@ fn settled_results(
     ids: &[u32],
     extra: &[&str],
 ) -> Vec<Rgba> {
-    let images: Vec<String> = ids
-        .iter()
-        .map(|id| {
-            testdata
-                .join(format!("portraits/images/{id}.jpg"))
-                .display()
-                .to_string()
-        })
-        .collect();
+    let images = portrait_paths(testdata, ids);
     let mut args = vec!["--settle", "12", "--set", "motion_threshold=0"];
     args.extend_from_slice(extra);
     for image in &images {
