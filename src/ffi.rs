@@ -117,6 +117,7 @@ fn register() {
         get_properties: Some(get_properties),
         update: Some(update),
         video_render: Some(video_render),
+        video_tick: Some(video_tick),
         // Called on the graphics thread's tick once per new frame of an async parent (webcam,
         // media source): the render path hands only new frames to the worker.
         filter_video: Some(filter_video),
@@ -226,6 +227,16 @@ unsafe extern "C" fn video_render(data: *mut c_void, _effect: *mut sys::gs_effec
         // Not ready, or a bug: the video never stops because of us.
         f.source().skip_video_filter(&g);
     }
+}
+
+/// `video_tick`, once per frame on the graphics thread.
+unsafe extern "C" fn video_tick(data: *mut c_void, _seconds: f32) {
+    guard("video_tick", (), || {
+        // SAFETY: `data` is this filter's.
+        if let Some(f) = unsafe { filter(data) } {
+            f.tick();
+        }
+    })
 }
 
 /// `filter_video`: an async parent chose a new frame for display this tick. Counts it and passes

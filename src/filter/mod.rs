@@ -1,6 +1,7 @@
 //! The Backdrop filter (`backdrop_filter`): lifecycle, settings, status and statistics, in safe
 //! Rust (`ffi` calls in from libobs). The per-frame GPU work lives in [`render`].
 
+mod feed;
 pub mod properties;
 mod render;
 pub mod settings;
@@ -10,8 +11,9 @@ use backdrop_core::segmentation::worker::{lock, State, Worker};
 use backdrop_obs::gfx::ImageFile;
 use backdrop_obs::module;
 use backdrop_obs::source::SourceRef;
+use feed::{Feed, Origin};
 use log::warn;
-use settings::{Mode, Settings};
+use settings::{Effect, Mode, Settings};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -26,6 +28,10 @@ pub(crate) struct RenderParams {
     pub feather_shift: f32,
     /// Block size of the pixelated background, px.
     pub pixel_size: f32,
+    /// Focal blur: distance of full blur from the silhouette, px.
+    pub focal_distance: f32,
+    /// The hologram effect on the person.
+    pub hologram: bool,
     pub blur_strength: f32,
     pub color: [f32; 4],
     /// Hand a frame to the worker every Nth frame.
@@ -47,6 +53,8 @@ impl RenderParams {
             edge_softness: s.edge_softness,
             feather_shift: s.feather.shift(),
             pixel_size: s.pixel_size as f32,
+            focal_distance: s.focal_distance,
+            hologram: s.effect == Effect::Hologram,
             blur_strength: s.blur_strength,
             color: s.color_rgba(),
             inference_interval: s.inference_interval,
@@ -61,7 +69,13 @@ pub struct Filter {
     params: Mutex<RenderParams>,
     settings: Mutex<Settings>,
     background: Mutex<Option<Background>>,
+    /// The source or video shown behind the person in modes `source` and `video`.
+    feed: Mutex<Option<Feed>>,
     gpu: Mutex<render::GpuState>,
+    /// Set while `video_render` runs: a background source that draws this filter's own source
+    /// (found only at run time, e.g. a scene that gets it later) re-enters `render`, which then
+    /// passes video through instead of drawing itself inside itself.
+    rendering: std::sync::atomic::AtomicBool,
     /// New frames of the async parent seen by `filter_video` (0 for a synchronous parent).
     async_frames: AtomicU64,
     /// The message of a panic in `video_render`: from then on the filter passes video through.
@@ -94,7 +108,9 @@ impl Filter {
             params: Mutex::new(RenderParams::from(&d)),
             settings: Mutex::new(d),
             background: Mutex::new(None),
+            feed: Mutex::new(None),
             gpu: Mutex::new(render::GpuState::default()),
+            rendering: std::sync::atomic::AtomicBool::new(false),
             async_frames: AtomicU64::new(0),
             panic: Mutex::new(None),
         })
@@ -132,11 +148,35 @@ impl Filter {
         if s.mode == Mode::Image {
             self.load_background(&s.image_path);
         }
+        self.choose_feed(&s);
         let worker_changed = s.worker_differs(&previous);
         let first = lock(&self.worker.shared.state).clone() == State::Starting;
         if worker_changed || first {
             let manifest = find_model(&s.model, &s.custom_model_path);
             self.worker.shared.set_request(s.request(manifest));
+        }
+    }
+
+    /// Makes the feed the settings ask for when it differs from the current one (none outside
+    /// modes `source` and `video`); the old one gives back its references and sources.
+    fn choose_feed(&self, s: &Settings) {
+        let wanted = match s.mode {
+            Mode::Source => Some(Origin::Named(s.background_source.clone())),
+            Mode::Video => Some(Origin::Video(s.background_video.clone())),
+            _ => None,
+        };
+        let mut feed = lock(&self.feed);
+        if feed.as_ref().map(Feed::origin) != wanted.as_ref() {
+            // The old feed first: its media source goes before a new one starts.
+            *feed = None;
+            *feed = wanted.map(Feed::new);
+        }
+    }
+
+    /// `video_tick`: keeps the background feed's source found and its references right.
+    pub fn tick(&self) {
+        if let Some(feed) = lock(&self.feed).as_mut() {
+            feed.tick(self.source);
         }
     }
 
@@ -220,6 +260,18 @@ impl Filter {
                 c.warning_kind = Some("background_image");
             }
         }
+        if let Some(e) = lock(&self.feed)
+            .as_ref()
+            .and_then(|f| f.error().map(str::to_string))
+        {
+            let (key, kind) = match lock(&self.settings).mode {
+                Mode::Video => ("Status.VideoError", "background_video"),
+                _ => ("Status.SourceError", "background_source"),
+            };
+            c.text.push('\n');
+            c.text.push_str(&fill(&module::text_string(key), &[&e]));
+            c.warning_kind = Some(kind);
+        }
         c
     }
 
@@ -269,7 +321,8 @@ impl Filter {
             "state": condition.state,
             // model | runtime | inference | internal | graphics (null unless state is error)
             "error_kind": condition.error_kind,
-            // background_image: the chosen image cannot be used; the filter blurs instead
+            // background_image | background_source | background_video: the chosen background
+            // cannot be shown; the filter blurs instead
             "warning_kind": condition.warning_kind,
             // the execution provider the model runs on (cpu when the chosen one is unavailable)
             "execution_provider": condition.provider,

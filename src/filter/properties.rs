@@ -8,6 +8,7 @@ use backdrop_core::segmentation::runtime::{available_providers, Provider, PROVID
 use backdrop_obs::data::Data;
 use backdrop_obs::module::text_string as text;
 use backdrop_obs::properties::{List, Properties, PropertiesRef};
+use backdrop_obs::source::video_source_names;
 
 /// Builds the properties; `filter` is `None` when OBS asks without an instance.
 pub fn build(filter: Option<&Filter>) -> Properties {
@@ -31,7 +32,7 @@ pub fn build(filter: Option<&Filter>) -> Properties {
             Kind::Choice { choices, .. } => {
                 let mut list = props.add_list(row.key, &label);
                 if choices.is_empty() {
-                    runtime_choices(row.key, &mut list);
+                    runtime_choices(row.key, &mut list, filter);
                 }
                 for (value, label) in choices {
                     list.add(&text(label), value);
@@ -48,8 +49,20 @@ pub fn build(filter: Option<&Filter>) -> Properties {
 }
 
 /// The items of the lists made when the view opens.
-fn runtime_choices(key: &str, list: &mut List) {
+fn runtime_choices(key: &str, list: &mut List, filter: Option<&Filter>) {
     match key {
+        "background_source" => {
+            list.add(&text("BackgroundSource.None"), "");
+            // Not the filter's own source: it cannot be drawn behind itself.
+            let own = filter
+                .and_then(|f| f.source().filter_parent())
+                .map(|p| p.name());
+            for name in video_source_names() {
+                if Some(&name) != own.as_ref() {
+                    list.add(&name, &name);
+                }
+            }
+        }
         "model" => {
             let models = super::available_models();
             if models.is_empty() {

@@ -10,7 +10,7 @@ use backdrop_obs::gfx::{
     Blend, CoefficientTexture, Effect, Graphics, Param, StageSurface, TexRender, Texture,
 };
 use backdrop_obs::module;
-use backdrop_obs::source::{video_frame_time, SourceRef};
+use backdrop_obs::source::{video_frame_time, Source, SourceRef};
 use std::ffi::CStr;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -95,6 +95,10 @@ struct Params {
     region: Option<Param>,
     mask_region: Option<Param>,
     block_uv: Option<Param>,
+    field: Option<Param>,
+    hologram: Option<Param>,
+    seed: Option<Param>,
+    frame_size: Option<Param>,
 }
 
 /// Setters that skip a parameter the effect does not declare.
@@ -126,6 +130,13 @@ struct Gpu {
     small: TexRender,
     blur_a: TexRender,
     blur_b: TexRender,
+    /// Focal blur: the blurred person alpha (`field_a`) and its scratch target.
+    field_a: TexRender,
+    field_b: TexRender,
+    /// The background feed's frame (modes `source`, `video`) at the feed's own size, and that
+    /// size while it holds this frame's picture.
+    feed_frame: TexRender,
+    feed_size: Option<(u32, u32)>,
     ring: [Option<StageSurface>; RING],
     /// Frame counter each ring slot was staged at (0 = empty).
     ring_frame: [u64; RING],
@@ -144,6 +155,8 @@ struct Gpu {
     size: (u32, u32),
     /// Whether `blur_a` holds a blur of the current frame.
     blurred: bool,
+    /// Whether `field_a` holds the focal field of the current frame.
+    focal_ready: bool,
 }
 
 impl Gpu {
@@ -169,6 +182,10 @@ impl Gpu {
             region: get(c"region"),
             mask_region: get(c"mask_region"),
             block_uv: get(c"block_uv"),
+            field: get(c"field"),
+            hologram: get(c"hologram"),
+            seed: get(c"seed"),
+            frame_size: get(c"frame_size"),
         };
         let tr = || TexRender::new(g).ok_or_else(|| "cannot create a render target".to_string());
         Ok(Self {
@@ -177,6 +194,10 @@ impl Gpu {
             small: tr()?,
             blur_a: tr()?,
             blur_b: tr()?,
+            field_a: tr()?,
+            field_b: tr()?,
+            feed_frame: tr()?,
+            feed_size: None,
             effect,
             ring: [None, None],
             ring_frame: [0; RING],
@@ -189,6 +210,7 @@ impl Gpu {
             frame_time: u64::MAX,
             size: (0, 0),
             blurred: false,
+            focal_ready: false,
         })
     }
 
@@ -344,67 +366,113 @@ impl Gpu {
 
     /// Blurs the frame's background into `blur_a`, weighting each pixel by 1 - person alpha
     /// (see `PSDownscaleMasked`), so the person's colours do not bleed into it.
-    fn blur(&mut self, g: &Graphics, width: u32, height: u32, params: &RenderParams) {
-        let strength = params.blur_strength;
+    fn blur(&mut self, g: &Graphics, size: (u32, u32), params: &RenderParams) {
         self.set_mask_params(g, params);
+        let input = self.frame.texture();
+        self.blurred = Self::blur_passes(
+            g,
+            (&self.effect, &self.p),
+            (c"DownscaleMasked", input),
+            size,
+            params.blur_strength,
+            (&mut self.blur_a, &mut self.blur_b),
+        );
+    }
+
+    /// Focal blur's field: the person alpha blurred with sigma = focal_distance / 2, in
+    /// `field_a` (see `PSFocal`).
+    fn focal_field(&mut self, g: &Graphics, size: (u32, u32), params: &RenderParams) {
+        self.set_mask_params(g, params);
+        let input = self.frame.texture();
+        self.focal_ready = Self::blur_passes(
+            g,
+            (&self.effect, &self.p),
+            (c"PersonAlpha", input),
+            size,
+            params.focal_distance,
+            (&mut self.field_a, &mut self.field_b),
+        );
+    }
+
+    /// A Gaussian blur of sigma ~ `strength` / 2 px of the `(w, h)` frame into `out.0`: the
+    /// `first` technique downscales `input` by a factor that grows with the strength, then two
+    /// separable 9-tap passes run at that size, so the cost does not grow with the strength.
+    fn blur_passes(
+        g: &Graphics,
+        (effect, p): (&Effect, &Params),
+        (first, input): (&CStr, Option<Texture>),
+        (width, height): (u32, u32),
+        strength: f32,
+        (a, b): (&mut TexRender, &mut TexRender),
+    ) -> bool {
         // Gaussian sigma ~ strength / 2 px at full size; taps are sigma / 2 apart (see effect).
         let factor = (strength / 4.0).floor().max(1.0);
         let bw = ((width as f32 / factor).ceil() as u32).max(1);
         let bh = ((height as f32 / factor).ceil() as u32).max(1);
         let step = (strength / (4.0 * factor)).max(0.25);
-        set_vec2(g, self.p.out_texel, [1.0 / bw as f32, 1.0 / bh as f32]);
-        let (e, img, size) = (&self.effect, self.p.image, (bw, bh));
-        self.blurred = Self::pass(
-            g,
-            e,
-            &mut self.blur_a,
-            size,
-            c"DownscaleMasked",
-            img,
-            self.frame.texture(),
-        ) && {
-            set_vec2(g, self.p.blur_step, [step / bw as f32, 0.0]);
-            Self::pass(
-                g,
-                e,
-                &mut self.blur_b,
-                size,
-                c"Blur",
-                img,
-                self.blur_a.texture(),
-            )
-        } && {
-            set_vec2(g, self.p.blur_step, [0.0, step / bh as f32]);
-            Self::pass(
-                g,
-                e,
-                &mut self.blur_a,
-                size,
-                c"Blur",
-                img,
-                self.blur_b.texture(),
-            )
+        set_vec2(g, p.out_texel, [1.0 / bw as f32, 1.0 / bh as f32]);
+        let (img, size) = (p.image, (bw, bh));
+        Self::pass(g, effect, a, size, first, img, input)
+            && {
+                set_vec2(g, p.blur_step, [step / bw as f32, 0.0]);
+                Self::pass(g, effect, b, size, c"Blur", img, a.texture())
+            }
+            && {
+                set_vec2(g, p.blur_step, [0.0, step / bh as f32]);
+                Self::pass(g, effect, a, size, c"Blur", img, b.texture())
+            }
+    }
+
+    /// Draws the background feed's source into `feed_frame` at its own size; `feed_size` says
+    /// whether there is a picture (a media source that has not decoded a frame has size 0).
+    fn render_feed(&mut self, g: &Graphics, feed: Option<&Source>) {
+        self.feed_size = None;
+        let Some(source) = feed.map(Source::get) else {
+            return;
         };
+        let (w, h) = source.base_size();
+        if w == 0 || h == 0 {
+            return;
+        }
+        let Some(_rendering) = self.feed_frame.begin(g, w, h) else {
+            return;
+        };
+        let _blend = g.blend(Blend::One, Blend::Zero);
+        source.video_render(g);
+        self.feed_size = Some((w, h));
     }
 
     /// Draws the composite into the current render target with premultiplied-alpha blending.
+    /// `image` is the background image of mode `image`; modes `source` and `video` show the
+    /// feed drawn this frame. Without either they blur.
     fn composite(
         &mut self,
         g: &Graphics,
         params: &RenderParams,
-        background: Option<(Texture, (u32, u32))>,
+        image: Option<(Texture, (u32, u32))>,
+        seed: f32,
     ) {
         let (w, h) = self.size;
         let Some(frame) = self.frame.texture() else {
             return;
+        };
+        let background = match params.mode {
+            Mode::Image => image,
+            Mode::Source | Mode::Video => self
+                .feed_size
+                .and_then(|size| Some((self.feed_frame.texture()?, size))),
+            _ => None,
         };
         let technique: &CStr = match (self.mask.is_some(), params.mode) {
             (false, _) => c"Passthrough",
             (true, Mode::Color) => c"Color",
             (true, Mode::Transparent) => c"Transparent",
             (true, Mode::Pixelate) => c"Pixelate",
-            (true, Mode::Image) if background.is_some() => c"Background",
-            (true, Mode::Blur | Mode::Image) => c"BlurredBackground",
+            (true, Mode::Focal) if self.focal_ready => c"Focal",
+            (true, Mode::Image | Mode::Source | Mode::Video) if background.is_some() => {
+                c"Background"
+            }
+            (true, _) => c"BlurredBackground",
         };
         self.set_mask_params(g, params);
         let p = &self.p;
@@ -412,8 +480,14 @@ impl Gpu {
         set_vec4(g, p.color, params.color);
         let block = params.pixel_size.max(1.0);
         set_vec2(g, p.block_uv, [block / w as f32, block / h as f32]);
+        set_vec2(g, p.frame_size, [w as f32, h as f32]);
+        set_float(g, p.hologram, if params.hologram { 1.0 } else { 0.0 });
+        set_float(g, p.seed, seed);
+        if let Some(field) = self.field_a.texture().filter(|_| self.focal_ready) {
+            set_texture(g, p.field, field);
+        }
         match background {
-            Some((tex, (iw, ih))) if params.mode == Mode::Image => {
+            Some((tex, (iw, ih))) => {
                 // "cover": fill the frame, keep the image's aspect, crop the overflow
                 let s = (w as f32 / iw as f32).max(h as f32 / ih as f32);
                 let (sx, sy) = (w as f32 / (iw as f32 * s), h as f32 / (ih as f32 * s));
@@ -443,6 +517,16 @@ impl Filter {
     /// `video_render`, with the graphics context entered. Returns false when the filter cannot
     /// draw this frame; the caller then skips the filter so the video keeps flowing.
     pub fn render(&self, g: &Graphics) -> bool {
+        // A background source that draws this filter's own source comes back here.
+        if self.rendering.swap(true, Ordering::Acquire) {
+            return false;
+        }
+        let drawn = self.render_once(g);
+        self.rendering.store(false, Ordering::Release);
+        drawn
+    }
+
+    fn render_once(&self, g: &Graphics) -> bool {
         let Some(target) = self.source.filter_target() else {
             return false;
         };
@@ -466,6 +550,12 @@ impl Filter {
         }
         let started = Instant::now();
         let params = *lock(&self.params);
+        // A strong reference for this render (the feed's lock is not held while drawing).
+        let feed = if params.mode.shows_source() {
+            lock(&self.feed).as_ref().and_then(|f| f.source())
+        } else {
+            None
+        };
         let now = video_frame_time();
         let fresh = {
             let gpu = state.gpu.as_mut().expect("created above");
@@ -478,9 +568,11 @@ impl Filter {
             gpu.frame_time = now;
             gpu.size = (w, h);
             gpu.blurred = false;
+            gpu.focal_ready = false;
             if !gpu.render_target(g, self.source, w, h) {
                 return false;
             }
+            gpu.render_feed(g, feed.as_ref());
             // An async parent (webcam, media file) that showed no new frame this tick gives
             // the worker nothing new to see.
             let async_frames = self.async_frames.load(Ordering::Relaxed);
@@ -514,15 +606,24 @@ impl Filter {
         };
         let frames = state.frames;
         let gpu = state.gpu.as_mut().expect("created above");
-        let needs_blur =
-            matches!(params.mode, Mode::Blur) || (params.mode == Mode::Image && image.is_none());
+        let needs_blur = match params.mode {
+            Mode::Blur | Mode::Focal => true,
+            Mode::Image => image.is_none(),
+            Mode::Source | Mode::Video => gpu.feed_size.is_none(),
+            Mode::Color | Mode::Transparent | Mode::Pixelate => false,
+        };
         if needs_blur && !gpu.blurred && gpu.mask.is_some() {
-            gpu.blur(g, w, h, &params);
+            gpu.blur(g, (w, h), &params);
+            if !gpu.blurred {
+                return false;
+            }
         }
-        if needs_blur && !gpu.blurred && gpu.mask.is_some() {
-            return false;
+        if params.mode == Mode::Focal && !gpu.focal_ready && gpu.mask.is_some() {
+            gpu.focal_field(g, (w, h), &params);
         }
-        gpu.composite(g, &params, image);
+        // The hologram's scan bands change every frame.
+        let seed = (frames % 997) as f32;
+        gpu.composite(g, &params, image, seed);
         drop(background);
         let has_mask = gpu.mask.is_some();
         let age = frames.saturating_sub(gpu.mask_frame) as f64;

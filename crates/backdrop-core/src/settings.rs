@@ -271,6 +271,32 @@ choice! {
         Transparent = ("transparent", "Mode.Transparent"),
         /// The background as a mosaic of `pixel_size` blocks.
         Pixelate = ("pixelate", "Mode.Pixelate"),
+        /// Blur that grows with the distance from the person: sharp at the silhouette, full
+        /// `blur_strength` at `focal_distance`.
+        Focal = ("focal", "Mode.Focal"),
+        /// Another OBS source (`background_source`) behind the person.
+        Source = ("source", "Mode.Source"),
+        /// A video file (`background_video`) played behind the person.
+        Video = ("video", "Mode.Video"),
+    }
+}
+
+impl Mode {
+    /// Whether the background is another source's video: a user's source or the private
+    /// media source of a video file.
+    pub fn shows_source(self) -> bool {
+        matches!(self, Mode::Source | Mode::Video)
+    }
+}
+
+choice! {
+    /// An effect applied to the person.
+    pub enum Effect {
+        #[default]
+        None = ("none", "Effect.None"),
+        /// The hologram of the 2020 virtual-background "fakecam": a blue-cyan colour map, dark
+        /// scan bands and ghosting (see `data/effects/backdrop.effect`).
+        Hologram = ("hologram", "Effect.Hologram"),
     }
 }
 
@@ -336,18 +362,34 @@ settings! {
         label "Aspect", Worker;
     /// What replaces the background.
     mode: Mode = Kind::Choice { default: "blur", choices: Mode::CHOICES }, label "Mode", Render;
-    /// Blur radius in px at the source's resolution, 1..100.
+    /// Blur radius in px at the source's resolution, 1..100 (also the fallback blur while a
+    /// chosen image, source or video cannot be shown).
     blur_strength: f32 = Kind::Float { min: 1.0, max: 100.0, step: 1.0, default: 24.0 },
-        label "BlurStrength", Render, shown when "mode" in ["blur", "image"];
+        label "BlurStrength", Render,
+        shown when "mode" in ["blur", "image", "focal", "source", "video"];
+    /// Focal blur: distance from the silhouette at which the blur is full, px of the source
+    /// frame, 4..400 (about 95 % of `blur_strength` there, none at the silhouette).
+    focal_distance: f32 = Kind::Float { min: 4.0, max: 400.0, step: 1.0, default: 60.0 },
+        label "FocalDistance", Render, shown when "mode" in ["focal"];
     /// Block size of the pixelated background, px of the source frame, 2..128.
     pixel_size: u32 = Kind::Int { min: 2, max: 128, step: 1, default: 16 }, label "PixelSize",
         Render, shown when "mode" in ["pixelate"];
     /// Background image file.
     image_path: String = Kind::Path { filter: "ImageFilter" }, label "ImagePath", Render,
         shown when "mode" in ["image"];
+    /// Name of the OBS source (input or scene) shown behind the person; the list is made when
+    /// the properties are shown.
+    background_source: String = Kind::Choice { default: "", choices: &[] },
+        label "BackgroundSource", Render, shown when "mode" in ["source"];
+    /// Video file played (looping, muted) behind the person.
+    background_video: String = Kind::Path { filter: "VideoFilter" }, label "BackgroundVideo",
+        Render, shown when "mode" in ["video"];
     /// Background colour as OBS stores it, 0xAABBGGRR; a chroma green, opaque, by default.
     color: u32 = Kind::Color { default: 0xFF00_B140 }, label "Color", Render,
         shown when "mode" in ["color"];
+    /// Effect applied to the person, over any background.
+    effect: Effect = Kind::Choice { default: "none", choices: Effect::CHOICES }, label "Effect",
+        Render;
     /// Probability above which a pixel is the person, 0.01..0.99.
     threshold: f32 = Kind::Float { min: 0.01, max: 0.99, step: 0.01, default: 0.5 },
         label "Threshold", Render;

@@ -86,12 +86,26 @@ pub struct Args {
     /// comparison
     #[arg(long, help_heading = "Filter")]
     passthrough_filter: bool,
-    /// blur | image | color | transparent | pixelate (setting "mode")
+    /// blur | image | color | transparent | pixelate | focal | source | video (setting "mode")
     #[arg(long, value_name = "MODE", help_heading = "Filter")]
     mode: Option<String>,
     /// background image (setting "image_path")
     #[arg(long, value_name = "PATH", help_heading = "Filter")]
     background_image: Option<PathBuf>,
+    /// the OBS source shown behind the person in mode source (setting "background_source"),
+    /// e.g. one made with --add-source
+    #[arg(long, value_name = "NAME", help_heading = "Filter")]
+    background_source: Option<String>,
+    /// video file played behind the person in mode video (setting "background_video")
+    #[arg(long, value_name = "FILE", help_heading = "Filter")]
+    background_video: Option<PathBuf>,
+    /// none | hologram: effect on the person (setting "effect")
+    #[arg(long, value_name = "EFFECT", help_heading = "Filter")]
+    effect: Option<String>,
+    /// create a public source NAME from SPEC (as for --input; videos loop), alive for the whole
+    /// run: what --background-source can name (repeatable)
+    #[arg(long = "add-source", value_name = "NAME=SPEC", value_parser = parse_named_source, help_heading = "Input")]
+    added_sources: Vec<(String, InputSpec)>,
     /// background colour (setting "color", stored as 0xAABBGGRR)
     #[arg(long, value_name = "RRGGBB", value_parser = parse_rgb, help_heading = "Filter")]
     color: Option<u32>,
@@ -154,6 +168,10 @@ pub struct Args {
     /// remove and release the filter after N frames, then keep capturing for at least 1 s
     #[arg(long, value_name = "N", help_heading = "Fault injection")]
     remove_filter_after_frames: Option<u64>,
+    /// remove the --add-source sources from the scene collection and release them after N
+    /// frames (obs_source_remove), then keep capturing for at least 1 s
+    #[arg(long, value_name = "N", help_heading = "Fault injection")]
+    remove_added_sources_after_frames: Option<u64>,
     /// one obs_source_update with varying settings per output frame for N frames (from frame
     /// 5), then one restoring the settings
     #[arg(long, value_name = "N", help_heading = "Fault injection")]
@@ -394,6 +412,12 @@ pub struct Options {
     pub filter: FilterChoice,
     pub mode: Option<String>,
     pub background_image: Option<PathBuf>,
+    pub background_source: Option<String>,
+    pub background_video: Option<PathBuf>,
+    pub effect: Option<String>,
+    /// `--add-source NAME=SPEC`.
+    pub added_sources: Vec<(String, InputSpec)>,
+    pub remove_added_sources_after_frames: Option<u64>,
     /// `--color` as 0xRRGGBB.
     pub color: Option<u32>,
     pub model: Option<String>,
@@ -455,6 +479,17 @@ pub fn parse_rgb(s: &str) -> Result<u32> {
     u32::from_str_radix(hex, 16).with_context(|| format!("colour {s:?} is not RRGGBB"))
 }
 
+/// Parses `NAME=SPEC` of `--add-source`.
+pub fn parse_named_source(v: &str) -> Result<(String, InputSpec)> {
+    let (name, spec) = v
+        .split_once('=')
+        .with_context(|| format!("{v:?} is not NAME=SPEC"))?;
+    if name.trim().is_empty() {
+        bail!("{v:?}: the source needs a name");
+    }
+    Ok((name.to_string(), InputSpec::parse(spec)?))
+}
+
 /// Parses `KEY=VALUE`, the value as [`SetValue::parse`].
 pub fn parse_key_value(kv: &str) -> Result<(String, SetValue)> {
     let (k, v) = kv
@@ -497,6 +532,11 @@ impl TryFrom<Args> for Options {
             },
             mode: a.mode,
             background_image: a.background_image,
+            background_source: a.background_source,
+            background_video: a.background_video,
+            effect: a.effect,
+            added_sources: a.added_sources,
+            remove_added_sources_after_frames: a.remove_added_sources_after_frames,
             color: a.color,
             model: a.model,
             sets: a.sets,

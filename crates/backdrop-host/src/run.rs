@@ -278,11 +278,13 @@ fn session(o: &Options, plugin_so: &Path) -> Result<Outcome> {
         fps,
         capturing: false,
     };
+    sources::add_sources(o)?;
     let outcome = if is_still_mode(o) {
         still_session(o, &mut canvas)
     } else {
         run_session(o, &mut canvas, probe)
     };
+    sources::remove_added_sources();
     canvas.stop_capture();
     unsafe { sys::obs_set_output_source(0, std::ptr::null_mut()) };
     outcome
@@ -607,7 +609,9 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     let with_tap = o.stills > 0 || matches!(input, InputSpec::Image(_));
     chain.add_filters(o, with_tap)?;
     let removal_planned = o.remove_filter_after_frames.is_some() && !chain.filter.is_null();
-    CAPTURE.set_frame_limit(if removal_planned { None } else { o.frames });
+    // A removal keeps the run going past --frames for its grace second: count every frame.
+    let keeps_counting = removal_planned || o.remove_added_sources_after_frames.is_some();
+    CAPTURE.set_frame_limit(if keeps_counting { None } else { o.frames });
     // The main view draws every output channel in order: more channels, more draws per frame.
     for channel in 0..o.views {
         unsafe { sys::obs_set_output_source(channel, chain.source) };
@@ -683,6 +687,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     let mut last_stats = chain.stats();
     let mut last_stats_at = Instant::now();
     let mut removal_at: Option<(Instant, u64)> = None;
+    let mut sources_removed_at: Option<(Instant, u64)> = None;
     let mut storm = Storm::default();
     let mut resize_done_at: Option<u64> = None;
     let mut media_ended = false;
@@ -717,6 +722,15 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
                 logging::host(&format!("removing the filter at frame {frames}"));
                 chain.remove_filter();
                 removal_at = Some((Instant::now(), frames));
+            }
+        }
+        if let Some(n) = o.remove_added_sources_after_frames {
+            if sources_removed_at.is_none() && frames >= n {
+                let count = sources::remove_added_sources();
+                logging::host(&format!(
+                    "removed {count} added source(s) at frame {frames}"
+                ));
+                sources_removed_at = Some((Instant::now(), frames));
             }
         }
         storm.step(o, &chain, frames);
@@ -766,6 +780,10 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
             (false, _) => true,
             (true, Some((at, _))) => at.elapsed() >= Duration::from_secs(1),
             (true, None) => false,
+        } && match (o.remove_added_sources_after_frames, sources_removed_at) {
+            (None, _) => true,
+            (Some(_), Some((at, _))) => at.elapsed() >= Duration::from_secs(1),
+            (Some(_), None) => false,
         };
         if reached && grace_over {
             break;
@@ -893,6 +911,10 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         report["frames_dropped"] = json!(r.dropped);
         report["record_stop_code"] = json!(r.stop_code);
         report["record_path"] = json!(o.record.as_ref().map(|p| p.display().to_string()));
+    }
+    if let Some((_, at)) = sources_removed_at {
+        report["sources_removed_at_frame"] = json!(at);
+        report["frames_after_sources_removed"] = json!(frames.saturating_sub(at));
     }
     if let Some((_, at)) = removal_at {
         report["filter_removed_at_frame"] = json!(at);

@@ -141,6 +141,15 @@ pub fn filter_settings(o: &Options) -> Data {
     if let Some(p) = &o.background_image {
         d.set_string("image_path", &absolute(p));
     }
+    if let Some(n) = &o.background_source {
+        d.set_string("background_source", n);
+    }
+    if let Some(p) = &o.background_video {
+        d.set_string("background_video", &absolute(p));
+    }
+    if let Some(e) = &o.effect {
+        d.set_string("effect", e);
+    }
     if let Some(c) = o.color {
         d.set_int("color", obs_color_from_rgb(c));
     }
@@ -151,6 +160,52 @@ pub fn filter_settings(o: &Options) -> Data {
         set_value(&d, k, v);
     }
     d
+}
+
+/// The public sources of `--add-source`, alive until [`remove_added_sources`].
+static ADDED: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
+/// Creates the `--add-source` sources: public (listed, found by name), videos looping.
+///
+/// # Errors
+/// A file is missing or a source cannot be created.
+pub fn add_sources(o: &Options) -> Result<()> {
+    for (name, spec) in &o.added_sources {
+        if let InputSpec::Image(p) | InputSpec::Video(p) = spec {
+            if !p.is_file() {
+                bail!("--add-source {name}: {} not found", p.display());
+            }
+        }
+        let (id, settings) = base_input_settings(spec, o, true)?;
+        let (idc, namec) = (cstr(id), cstr(name));
+        let source = unsafe {
+            sys::obs_source_create(
+                idc.as_ptr(),
+                namec.as_ptr(),
+                settings.as_ptr(),
+                std::ptr::null_mut(),
+            )
+        };
+        if source.is_null() {
+            bail!("--add-source {name}: obs_source_create({id}) failed");
+        }
+        ADDED.lock().unwrap().push(source as usize);
+    }
+    Ok(())
+}
+
+/// Removes the `--add-source` sources from the scene collection (`obs_source_remove`, as the
+/// user deleting them) and releases them. Returns how many there were.
+pub fn remove_added_sources() -> usize {
+    let sources = std::mem::take(&mut *ADDED.lock().unwrap());
+    for &s in &sources {
+        let s = s as *mut sys::obs_source_t;
+        unsafe {
+            sys::obs_source_remove(s);
+            sys::obs_source_release(s);
+        }
+    }
+    sources.len()
 }
 
 /// An input source with its filter chain: `source <- tap? <- filter?`.

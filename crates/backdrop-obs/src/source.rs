@@ -95,3 +95,214 @@ pub fn video_frame_time() -> u64 {
     // SAFETY: reads a libobs global; any thread.
     unsafe { sys::obs_get_video_frame_time() }
 }
+
+impl SourceRef {
+    /// The source's name (`obs_source_get_name`); "" when it has none.
+    pub fn name(self) -> String {
+        // SAFETY: self is live; the name is copied before the call returns.
+        unsafe { crate::from_cstr(sys::obs_source_get_name(self.as_ptr())) }
+    }
+
+    /// Whether the source was removed from the scene collection (`obs_source_removed`): its
+    /// users are to let go of it.
+    pub fn removed(self) -> bool {
+        // SAFETY: self is live.
+        unsafe { sys::obs_source_removed(self.as_ptr()) }
+    }
+
+    /// Whether the source is shown in any view (`obs_source_showing`).
+    pub fn showing(self) -> bool {
+        // SAFETY: self is live.
+        unsafe { sys::obs_source_showing(self.as_ptr()) }
+    }
+
+    /// Whether the source is live in the main output (`obs_source_active`).
+    pub fn active(self) -> bool {
+        // SAFETY: self is live.
+        unsafe { sys::obs_source_active(self.as_ptr()) }
+    }
+
+    /// Whether a filter is enabled (`obs_source_enabled`).
+    pub fn enabled(self) -> bool {
+        // SAFETY: self is live.
+        unsafe { sys::obs_source_enabled(self.as_ptr()) }
+    }
+
+    /// Whether the source has video (`OBS_SOURCE_VIDEO`).
+    pub fn has_video(self) -> bool {
+        self.output_flags() & sys::OBS_SOURCE_VIDEO != 0
+    }
+
+    /// Adds (`true`) or takes back (`false`) one "showing" reference
+    /// (`obs_source_inc_showing` / `obs_source_dec_showing`), as a view that draws the source
+    /// does. Every increment must be matched by one decrement.
+    pub fn set_showing(self, on: bool) {
+        // SAFETY: self is live; the calls only count references.
+        unsafe {
+            if on {
+                sys::obs_source_inc_showing(self.as_ptr())
+            } else {
+                sys::obs_source_dec_showing(self.as_ptr())
+            }
+        }
+    }
+
+    /// Adds (`true`) or takes back (`false`) one "active" reference (`obs_source_inc_active` /
+    /// `obs_source_dec_active`), as the main output does for what it shows: a media source plays
+    /// while active. Every increment must be matched by one decrement.
+    pub fn set_active(self, on: bool) {
+        // SAFETY: self is live; the calls only count references.
+        unsafe {
+            if on {
+                sys::obs_source_inc_active(self.as_ptr())
+            } else {
+                sys::obs_source_dec_active(self.as_ptr())
+            }
+        }
+    }
+
+    /// Mutes or unmutes the source's audio (`obs_source_set_muted`).
+    pub fn set_muted(self, muted: bool) {
+        // SAFETY: self is live.
+        unsafe { sys::obs_source_set_muted(self.as_ptr(), muted) }
+    }
+
+    /// Whether `other` is drawn when this source is: `other` is this source or in its active
+    /// tree (`obs_source_enum_active_tree`: scene items, nested scenes, transitions).
+    pub fn draws(self, other: SourceRef) -> bool {
+        if self == other {
+            return true;
+        }
+        unsafe extern "C" fn visit(
+            _parent: *mut sys::obs_source_t,
+            child: *mut sys::obs_source_t,
+            param: *mut std::ffi::c_void,
+        ) {
+            // SAFETY: `param` is the (target, found) pair below, alive during the enumeration.
+            let (target, found) = unsafe { &mut *(param as *mut (*mut sys::obs_source_t, bool)) };
+            *found |= child == *target;
+        }
+        let mut state = (other.as_ptr(), false);
+        // SAFETY: self is live; the callback only compares pointers and writes `state`, which
+        // outlives the call.
+        unsafe {
+            sys::obs_source_enum_active_tree(
+                self.as_ptr(),
+                Some(visit),
+                &mut state as *mut _ as *mut std::ffi::c_void,
+            )
+        };
+        state.1
+    }
+}
+
+/// A strong reference to a source, released on drop (`obs_source_release`).
+pub struct Source(NonNull<sys::obs_source_t>);
+
+// SAFETY: as SourceRef; the reference count is atomic in libobs.
+unsafe impl Send for Source {}
+// SAFETY: as SourceRef.
+unsafe impl Sync for Source {}
+
+impl Source {
+    /// The public source (input or scene) named `name` (`obs_get_source_by_name`).
+    pub fn by_name(name: &str) -> Option<Source> {
+        let name = crate::cstring(name);
+        // SAFETY: returns a new reference or NULL.
+        NonNull::new(unsafe { sys::obs_get_source_by_name(name.as_ptr()) }).map(Source)
+    }
+
+    /// Creates a private source (`obs_source_create_private`: not saved in the scene collection,
+    /// not listed to users) of type `id` with `settings`.
+    pub fn create_private(
+        id: &str,
+        name: &str,
+        settings: &crate::data::OwnedData,
+    ) -> Option<Source> {
+        let (id, name) = (crate::cstring(id), crate::cstring(name));
+        // SAFETY: the strings and settings are valid for the call; returns a new reference or
+        // NULL (unknown type).
+        NonNull::new(unsafe {
+            sys::obs_source_create_private(id.as_ptr(), name.as_ptr(), settings.as_ptr())
+        })
+        .map(Source)
+    }
+
+    /// A new strong reference to `source` (`obs_source_get_ref`); `None` when it is being
+    /// destroyed.
+    pub fn from_ref(source: SourceRef) -> Option<Source> {
+        // SAFETY: source is live; returns a new reference or NULL.
+        NonNull::new(unsafe { sys::obs_source_get_ref(source.as_ptr()) }).map(Source)
+    }
+
+    /// The source, borrowed for as long as this reference is held.
+    pub fn get(&self) -> SourceRef {
+        SourceRef(self.0)
+    }
+
+    /// A weak reference to the source (`obs_source_get_weak_source`).
+    pub fn downgrade(&self) -> WeakSource {
+        // SAFETY: self holds a reference; returns a new weak reference.
+        WeakSource(
+            NonNull::new(unsafe { sys::obs_source_get_weak_source(self.0.as_ptr()) })
+                .expect("libobs returns a weak reference for a live source"),
+        )
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        // SAFETY: releases the reference this value holds, once.
+        unsafe { sys::obs_source_release(self.0.as_ptr()) }
+    }
+}
+
+/// A weak reference to a source: does not keep it alive (`obs_weak_source_t`).
+pub struct WeakSource(NonNull<sys::obs_weak_source_t>);
+
+// SAFETY: weak references are reference-counted atomically in libobs.
+unsafe impl Send for WeakSource {}
+// SAFETY: as Send.
+unsafe impl Sync for WeakSource {}
+
+impl WeakSource {
+    /// The source, if it still exists (`obs_weak_source_get_source`).
+    pub fn upgrade(&self) -> Option<Source> {
+        // SAFETY: self holds a weak reference; returns a new strong reference or NULL.
+        NonNull::new(unsafe { sys::obs_weak_source_get_source(self.0.as_ptr()) }).map(Source)
+    }
+}
+
+impl Drop for WeakSource {
+    fn drop(&mut self) {
+        // SAFETY: releases the weak reference this value holds, once.
+        unsafe { sys::obs_weak_source_release(self.0.as_ptr()) }
+    }
+}
+
+/// Names of the public sources with video, inputs then scenes (`obs_enum_sources`,
+/// `obs_enum_scenes`), each list in libobs' order.
+pub fn video_source_names() -> Vec<String> {
+    unsafe extern "C" fn collect(
+        param: *mut std::ffi::c_void,
+        source: *mut sys::obs_source_t,
+    ) -> bool {
+        // SAFETY: `param` is the Vec below; libobs holds `source` during the callback.
+        let names = unsafe { &mut *(param as *mut Vec<String>) };
+        // SAFETY: as above.
+        if let Some(s) = unsafe { SourceRef::from_raw(source) } {
+            if s.has_video() {
+                names.push(s.name());
+            }
+        }
+        true
+    }
+    let mut names: Vec<String> = Vec::new();
+    let param = &mut names as *mut Vec<String> as *mut std::ffi::c_void;
+    // SAFETY: the callback only reads the source and pushes to `names`, which outlives the calls.
+    unsafe {
+        sys::obs_enum_sources(Some(collect), param);
+        sys::obs_enum_scenes(Some(collect), param);
+    }
+    names
+}
