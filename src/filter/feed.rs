@@ -38,6 +38,8 @@ pub(crate) struct Feed {
     active: bool,
     /// Why nothing is shown, for the status line.
     error: Option<String>,
+    /// Whether the named source was found and then removed.
+    removed: bool,
     last_lookup: Option<Instant>,
 }
 
@@ -52,6 +54,7 @@ impl Feed {
             showing: false,
             active: false,
             error: None,
+            removed: false,
             last_lookup: None,
         };
         match &feed.origin {
@@ -134,6 +137,7 @@ impl Feed {
                 }
             }
             self.weak = None;
+            self.removed = true;
             self.error = Some(format!("'{name}' was removed"));
             self.last_lookup = Some(Instant::now());
             return;
@@ -143,6 +147,8 @@ impl Feed {
         }
         self.last_lookup = Some(Instant::now());
         let error = match Source::by_name(name) {
+            // Until a source of that name comes back, it is the one that was removed.
+            None if self.removed => format!("'{name}' was removed"),
             None => format!("no source named '{name}'"),
             Some(s) if !s.get().has_video() => format!("'{name}' has no video"),
             // Drawing a source that draws this filter's own source would draw it inside itself.
@@ -155,6 +161,7 @@ impl Feed {
                 }
                 self.weak = Some(s.downgrade());
                 self.error = None;
+                self.removed = false;
                 return;
             }
         };

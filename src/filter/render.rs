@@ -379,7 +379,7 @@ impl Gpu {
         );
     }
 
-    /// Focal blur's field: the person alpha blurred with sigma = focal_distance / 2, in
+    /// Focal blur's field: the person alpha blurred with sigma = focal_distance / 2.5, in
     /// `field_a` (see `PSFocal`).
     fn focal_field(&mut self, g: &Graphics, size: (u32, u32), params: &RenderParams) {
         self.set_mask_params(g, params);
@@ -389,7 +389,8 @@ impl Gpu {
             (&self.effect, &self.p),
             (c"PersonAlpha", input),
             size,
-            params.focal_distance,
+            // sigma ~ strength / 2
+            params.focal_distance * 0.8,
             (&mut self.field_a, &mut self.field_b),
         );
     }

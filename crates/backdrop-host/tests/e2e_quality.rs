@@ -5,6 +5,7 @@
 mod common;
 
 use common::host::{self, Rgba};
+use common::portraits::{ground_truth, portrait_paths, settled_results, transparent_alphas};
 
 /// Pixels whose original colour is this close to the key colour cannot be classified (squared
 /// RGB distance); they count for neither side.
@@ -23,22 +24,6 @@ fn person_pixels(original: &Rgba, result: &Rgba, key: [u8; 3]) -> Vec<Option<boo
             (d2 >= AMBIGUOUS_DIST2).then(|| (0..3).map(|c| oc[c] * rc[c]).sum::<f64>() / d2 > 0.5)
         })
         .collect()
-}
-
-/// The image files of portraits `ids`, as text for the host's arguments.
-fn portrait_paths(testdata: &std::path::Path, ids: &[u32]) -> Vec<String> {
-    ids.iter()
-        .map(|id| {
-            let path = testdata.join(format!("portraits/images/{id}.jpg"));
-            path.display().to_string()
-        })
-        .collect()
-}
-
-fn ground_truth(path: &std::path::Path, width: u32, height: u32) -> Vec<bool> {
-    let mask = image::open(path).unwrap().to_luma8();
-    let mask = image::imageops::resize(&mask, width, height, image::imageops::FilterType::Nearest);
-    mask.pixels().map(|p| p.0[0] > 127).collect()
 }
 
 /// Runs `ids` through OBS in colour mode with the extra host `args`; returns per portrait the
@@ -257,48 +242,6 @@ fn transparent_mode_alpha_is_the_person() {
         ious.len()
     );
     assert!(mean >= 0.82, "mean alpha IoU {mean:.4} < 0.82");
-}
-
-/// The result (alone, RGBA) of each portrait of `ids`, run in still mode with `extra` arguments
-/// after every frame inferred (no motion skip) and 12 masks: the temporal smoothing has settled,
-/// so runs differ only by what `extra` sets.
-fn settled_results(
-    testdata: &std::path::Path,
-    plugin: &std::path::Path,
-    name: &str,
-    ids: &[u32],
-    extra: &[&str],
-) -> Vec<Rgba> {
-    let images = portrait_paths(testdata, ids);
-    let mut args = vec!["--settle", "12", "--set", "motion_threshold=0"];
-    args.extend_from_slice(extra);
-    for image in &images {
-        args.extend(["--input", image]);
-    }
-    let run = host::run(name, plugin, &args, &[]);
-    assert_eq!(run.code, 0, "host failed: {}", run.stderr);
-    run.report["inputs"]
-        .as_array()
-        .expect("inputs in report")
-        .iter()
-        .map(|input| Rgba::load(std::path::Path::new(input["result_png"].as_str().unwrap())))
-        .collect()
-}
-
-/// The alpha (0..255) of each transparent-mode result of `ids` (see [`settled_results`]).
-fn transparent_alphas(
-    testdata: &std::path::Path,
-    plugin: &std::path::Path,
-    name: &str,
-    ids: &[u32],
-    extra: &[&str],
-) -> Vec<Vec<u8>> {
-    let mut args = vec!["--mode", "transparent"];
-    args.extend_from_slice(extra);
-    settled_results(testdata, plugin, name, ids, &args)
-        .iter()
-        .map(|r| r.px.chunks_exact(4).map(|p| p[3]).collect())
-        .collect()
 }
 
 #[test]

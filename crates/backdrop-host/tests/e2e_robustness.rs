@@ -89,7 +89,18 @@ fn missing_runtime_library_passes_video_through_with_a_readable_status() {
 fn properties_are_localised_and_list_the_installed_models() {
     let video = require!(video);
     let plugin = require!(plugin);
-    let run = host::run_frames("properties", &plugin, &video, 30, &["--mode", "color"]);
+    let run = host::run_frames(
+        "properties",
+        &plugin,
+        &video,
+        30,
+        &[
+            "--mode",
+            "color",
+            "--add-source",
+            "Studio wall=color:64x64:FF808080",
+        ],
+    );
     assert_flowing(&run, 30);
     // Labels come from data/locale/en-US.ini, not the raw keys.
     assert_eq!(property(&run, "mode")["description"], "Background");
@@ -105,8 +116,32 @@ fn properties_are_localised_and_list_the_installed_models() {
         .collect();
     assert_eq!(
         modes,
-        ["Blur", "Image", "Colour", "Transparent", "Pixelate"]
+        [
+            "Blur",
+            "Image",
+            "Colour",
+            "Transparent",
+            "Pixelate",
+            "Focal blur (sharp near you)",
+            "OBS source",
+            "Video file"
+        ]
     );
+    // The background source list: "none", then the scene collection's sources with video.
+    let sources: Vec<&str> = property(&run, "background_source")["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["value"].as_str())
+        .collect();
+    assert_eq!(sources, ["", "Studio wall"]);
+    let effects: Vec<&str> = property(&run, "effect")["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert_eq!(effects, ["None", "Hologram"]);
     // The model list is read from the installed manifests.
     let models: Vec<&str> = property(&run, "model")["items"]
         .as_array()
@@ -131,6 +166,10 @@ fn properties_are_localised_and_list_the_installed_models() {
     assert_eq!(property(&run, "image_path")["visible"], false);
     assert_eq!(property(&run, "pixel_size")["visible"], false);
     assert_eq!(property(&run, "feather")["visible"], true);
+    assert_eq!(property(&run, "effect")["visible"], true);
+    for hidden in ["background_source", "background_video", "focal_distance"] {
+        assert_eq!(property(&run, hidden)["visible"], false, "{hidden}");
+    }
 }
 
 #[test]

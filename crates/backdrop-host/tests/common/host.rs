@@ -213,6 +213,23 @@ impl Rgba {
         };
         (crop(0), crop(w))
     }
+    /// Mean absolute difference per channel (RGB) between two images of the same size, over the
+    /// pixels with indices `pixels` (0 for none).
+    pub fn mean_abs_diff_at(&self, other: &Rgba, pixels: &[usize]) -> f64 {
+        assert_eq!((self.width, self.height), (other.width, other.height));
+        let sum: u64 = pixels
+            .iter()
+            .map(|&i| {
+                (0..3)
+                    .map(|c| {
+                        (self.px[i * 4 + c] as i32 - other.px[i * 4 + c] as i32).unsigned_abs()
+                            as u64
+                    })
+                    .sum::<u64>()
+            })
+            .sum();
+        sum as f64 / (pixels.len().max(1) as f64 * 3.0)
+    }
     /// Mean absolute difference per channel (RGB) between two images of the same size.
     pub fn mean_abs_diff(&self, other: &Rgba) -> f64 {
         assert_eq!((self.width, self.height), (other.width, other.height));

@@ -141,6 +141,7 @@ pub fn model_probability(
 }
 
 pub mod host;
+pub mod portraits;
 
 /// Decodes the video at `path` to RGB24 frames with the ffmpeg CLI: at its own size, or
 /// stretched to `size`. Returns (width, height, frames).
