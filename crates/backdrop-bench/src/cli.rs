@@ -27,8 +27,8 @@ pub enum Command {
     /// flicker on real videos, and the refinement's median time per frame.
     Quality(QualityArgs),
     /// Runs the filter inside real headless OBS: one backdrop-render process per scenario (no
-    /// filter, OBS's pass-through color filter, Backdrop blur / color / image / transparent,
-    /// Backdrop blur on a still person) and resolution, 30 fps, canvas = video size, and prints
+    /// filter, OBS's pass-through color filter, Backdrop in each background mode and the
+    /// hologram, Backdrop blur on a still person) and resolution, 30 fps, canvas = video size, and prints
     /// one markdown report (also OUT/perf.md): CPU of the process, the worker and the graphics
     /// thread, OBS's frame time, lagged and skipped frames, mask age, the filter's per-stage
     /// medians (p95), the bare Session::run of the same model in the same process, allocations
@@ -96,7 +96,8 @@ pub struct PerfArgs {
     #[arg(long, value_name = "LIST", default_value = "720,1080", value_parser = parse_resolutions)]
     resolutions: Resolutions,
     /// comma-separated, run at every resolution: none, passthrough, blur, color, image,
-    /// transparent, blur-still (default: all at 720p, none,passthrough,blur at 1080p)
+    /// transparent, pixelate, focal, hologram, source, video, blur-still (default: all at 720p,
+    /// none,passthrough,blur at 1080p)
     #[arg(long, value_name = "LIST", value_parser = parse_scenarios)]
     scenarios: Option<Scenarios>,
     /// bare Session::run calls per Backdrop run (0 = off)

@@ -56,7 +56,7 @@ impl Scenario {
 }
 
 /// Every scenario, in table order.
-pub const SCENARIOS: [Scenario; 7] = [
+pub const SCENARIOS: [Scenario; 12] = [
     Scenario {
         name: "none",
         label: "no filter",
@@ -92,6 +92,36 @@ pub const SCENARIOS: [Scenario; 7] = [
         label: "Backdrop transparent",
         clip: Clip::Talking,
         filter: Some("transparent"),
+    },
+    Scenario {
+        name: "pixelate",
+        label: "Backdrop pixelate",
+        clip: Clip::Talking,
+        filter: Some("pixelate"),
+    },
+    Scenario {
+        name: "focal",
+        label: "Backdrop focal blur",
+        clip: Clip::Talking,
+        filter: Some("focal"),
+    },
+    Scenario {
+        name: "hologram",
+        label: "Backdrop color + hologram",
+        clip: Clip::Talking,
+        filter: Some("hologram"),
+    },
+    Scenario {
+        name: "source",
+        label: "Backdrop source (media source)",
+        clip: Clip::Talking,
+        filter: Some("source"),
+    },
+    Scenario {
+        name: "video",
+        label: "Backdrop video file",
+        clip: Clip::Talking,
+        filter: Some("video"),
     },
     Scenario {
         name: "blur-still",
@@ -664,14 +694,29 @@ fn run_process(
         None => args.push(s("--no-filter")),
         Some("passthrough") => args.push(s("--passthrough-filter")),
         Some(mode) => {
-            args.extend([s("--mode"), s(mode)]);
+            // Backgrounds: the bench's image, and its still clip as a video (as a media source
+            // of the scene collection in mode source).
+            let clip = inputs.still.display().to_string();
+            match mode {
+                "hologram" => args.extend([s("--mode"), s("color"), s("--effect"), s(mode)]),
+                "source" => args.extend([
+                    s("--mode"),
+                    s(mode),
+                    s("--add-source"),
+                    format!("Bench background={clip}"),
+                    s("--background-source"),
+                    s("Bench background"),
+                ]),
+                "video" => args.extend([s("--mode"), s(mode), s("--background-video"), clip]),
+                _ => args.extend([s("--mode"), s(mode)]),
+            }
             if mode == "image" {
                 args.extend([
                     s("--background-image"),
                     inputs.background.display().to_string(),
                 ]);
             }
-            if mode == "color" {
+            if mode == "color" || mode == "hologram" {
                 args.extend([s("--color"), s("00B140")]);
             }
             if opts.bare_runs > 0 {
@@ -967,6 +1012,34 @@ pub fn comparisons(all_rounds: &[Row]) -> String {
             num(ratio(r.worker_cpu_ms_per_inferred, r.bare_cpu_ms), 2),
         );
     }
+    // What each background costs the graphics thread: our render work per frame against colour
+    // mode (one composite pass, nothing else), medians of the first round.
+    let colour_render = find_first("color").and_then(|r| r.render.0);
+    let mut costs = Vec::new();
+    for sc in SCENARIOS
+        .iter()
+        .filter(|s| s.backdrop() && s.name != "color")
+    {
+        if let Some(ms) = find_first(sc.name).and_then(|r| r.render.0) {
+            let extra = colour_render.map(|c| ms - c);
+            costs.push(format!(
+                "{} {} ms ({})",
+                sc.name,
+                num(Some(ms), 3),
+                extra.map_or("n/a".into(), |e| format!("{e:+.3}"))
+            ));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "- render-thread time per frame (median), against colour mode {} ms: {}",
+        num(colour_render, 3),
+        if costs.is_empty() {
+            "n/a".to_string()
+        } else {
+            costs.join(", ")
+        }
+    );
     let moving = find_first("blur").and_then(worker_cores_at_30);
     let still = find_first("blur-still").and_then(worker_cores_at_30);
     let _ = writeln!(
