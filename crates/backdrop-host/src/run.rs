@@ -997,16 +997,40 @@ const STORM_KEYS: [&str; 9] = [
 /// Update `i` of `--settings-storm`: one `obs_source_update` cycling modes, thresholds, models,
 /// colours, aspect handling and refinement settings.
 fn storm_update(o: &Options, chain: &Chain, i: usize) {
-    const MODES: [&str; 4] = ["blur", "color", "image", "transparent"];
+    const MODES: [&str; 8] = [
+        "blur",
+        "color",
+        "image",
+        "transparent",
+        "source",
+        "pixelate",
+        "video",
+        "focal",
+    ];
+    const EFFECTS: [&str; 2] = ["none", "hologram"];
     const MODELS: [&str; 2] = ["selfie_general", "selfie_landscape"];
     const ASPECTS: [&str; 3] = ["roi", "stretch", "letterbox"];
     let d = Data::new();
     d.set_string("mode", MODES[i % MODES.len()])
         .set_double("threshold", 0.1 + 0.8 * ((i * 37) % 100) as f64 / 100.0)
+        .set_string("effect", EFFECTS[(i / 5) % EFFECTS.len()])
         .set_int(
             "color",
             sources::obs_color_from_rgb((i as u32).wrapping_mul(0x9E3779) & 0xFF_FFFF),
         );
+    // Mode source and video come back every 8 frames: their feed (a media source for the
+    // video) is made and dropped again and again.
+    if let Some(n) = &o.background_source {
+        d.set_string("background_source", n);
+    }
+    if let Some(p) = &o.background_video {
+        d.set_string(
+            "background_video",
+            &std::path::absolute(p)
+                .unwrap_or(p.clone())
+                .to_string_lossy(),
+        );
+    }
     if i % 3 == 0 {
         d.set_string("model", MODELS[(i / 3) % MODELS.len()]);
     }

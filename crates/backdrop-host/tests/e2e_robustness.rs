@@ -336,12 +336,31 @@ fn filter_removed_while_inference_runs_keeps_video_flowing() {
 fn settings_changed_every_frame_for_a_hundred_frames() {
     let video = require!(video);
     let plugin = require!(plugin);
+    let testdata = require!(testdata);
+    // Every mode in turn, so the background feed (a scene-collection media source, a video
+    // file's own media source) is made and dropped every few frames.
+    let other = testdata.join("video/talking_head_b.mp4");
+    let carphone = format!(
+        "Storm source={}",
+        testdata.join("video/carphone_qcif.mp4").display()
+    );
     let run = host::run_frames(
         "settings_storm",
         &plugin,
         &video,
         150,
-        &["--settings-storm", "100", "--stills", "2"],
+        &[
+            "--settings-storm",
+            "100",
+            "--stills",
+            "2",
+            "--background-video",
+            other.to_str().unwrap(),
+            "--add-source",
+            &carphone,
+            "--background-source",
+            "Storm source",
+        ],
     );
     assert_flowing(&run, 150);
     // 100 updates and the restore, one per output frame: spread over at least 100 frames.
@@ -360,6 +379,13 @@ fn settings_changed_every_frame_for_a_hundred_frames() {
         masks >= 20,
         "only {masks} masks: the storm stalled the worker"
     );
+    // Every source made for a video background, and every reference, was given back.
+    assert_eq!(
+        run.int("bmem_leaks"),
+        0,
+        "memory still allocated after obs_shutdown"
+    );
+    assert_eq!(run.int("backdrop_warnings"), 0, "{}", run.log());
 }
 
 /// Writes a manifest for a third-party test model with an absolute "file" path and returns it.
