@@ -100,20 +100,28 @@ impl Feed {
 
     /// Once per frame (`video_tick`): finds the named source, lets go of one that was removed,
     /// and holds showing/active references while `filter` is enabled and its parent shown /
-    /// active.
-    pub fn tick(&mut self, filter: SourceRef) {
-        let Some(parent) = filter.filter_parent() else {
-            return;
-        };
+    /// active. Returns the source's new name when the user renamed it: the caller stores it in
+    /// the settings, so the scene collection finds it again after a restart.
+    pub fn tick(&mut self, filter: SourceRef) -> Option<String> {
+        let parent = filter.filter_parent()?;
         if let Origin::Named(name) = &self.origin {
             let name = name.clone();
             self.follow(&name, parent);
         }
-        let Some(source) = self.source() else {
-            return;
-        };
+        let source = self.source()?;
         let on = filter.enabled();
         self.hold(source.get(), on && parent.showing(), on && parent.active());
+        match &mut self.origin {
+            Origin::Named(name) if self.owned.is_none() => {
+                let current = source.get().name();
+                (current != *name && !current.is_empty()).then(|| {
+                    log::info!("background source '{name}' was renamed to '{current}'");
+                    *name = current.clone();
+                    current
+                })
+            }
+            _ => None,
+        }
     }
 
     /// Looks the named source up when it is not held (at most every [`RETRY`]), and lets go of

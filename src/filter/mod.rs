@@ -173,10 +173,15 @@ impl Filter {
         }
     }
 
-    /// `video_tick`: keeps the background feed's source found and its references right.
+    /// `video_tick`: keeps the background feed's source found and its references right, and
+    /// follows a rename of it into the settings.
     pub fn tick(&self) {
-        if let Some(feed) = lock(&self.feed).as_mut() {
-            feed.tick(self.source);
+        let renamed = lock(&self.feed).as_mut().and_then(|f| f.tick(self.source));
+        if let Some(name) = renamed {
+            if let Some(settings) = self.source.settings() {
+                settings.set_string("background_source", &name);
+            }
+            lock(&self.settings).background_source = name;
         }
     }
 

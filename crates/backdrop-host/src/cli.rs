@@ -172,6 +172,9 @@ pub struct Args {
     /// frames (obs_source_remove), then keep capturing for at least 1 s
     #[arg(long, value_name = "N", help_heading = "Fault injection")]
     remove_added_sources_after_frames: Option<u64>,
+    /// rename each --add-source source to "NAME (renamed)" after N frames (obs_source_set_name)
+    #[arg(long, value_name = "N", help_heading = "Fault injection")]
+    rename_added_sources_after_frames: Option<u64>,
     /// one obs_source_update with varying settings per output frame for N frames (from frame
     /// 5), then one restoring the settings
     #[arg(long, value_name = "N", help_heading = "Fault injection")]
@@ -418,6 +421,7 @@ pub struct Options {
     /// `--add-source NAME=SPEC`.
     pub added_sources: Vec<(String, InputSpec)>,
     pub remove_added_sources_after_frames: Option<u64>,
+    pub rename_added_sources_after_frames: Option<u64>,
     /// `--color` as 0xRRGGBB.
     pub color: Option<u32>,
     pub model: Option<String>,
@@ -537,6 +541,7 @@ impl TryFrom<Args> for Options {
             effect: a.effect,
             added_sources: a.added_sources,
             remove_added_sources_after_frames: a.remove_added_sources_after_frames,
+            rename_added_sources_after_frames: a.rename_added_sources_after_frames,
             color: a.color,
             model: a.model,
             sets: a.sets,

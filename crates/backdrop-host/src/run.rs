@@ -688,6 +688,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     let mut last_stats_at = Instant::now();
     let mut removal_at: Option<(Instant, u64)> = None;
     let mut sources_removed_at: Option<(Instant, u64)> = None;
+    let mut sources_renamed_at: Option<u64> = None;
     let mut storm = Storm::default();
     let mut resize_done_at: Option<u64> = None;
     let mut media_ended = false;
@@ -731,6 +732,15 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
                     "removed {count} added source(s) at frame {frames}"
                 ));
                 sources_removed_at = Some((Instant::now(), frames));
+            }
+        }
+        if let Some(n) = o.rename_added_sources_after_frames {
+            if sources_renamed_at.is_none() && frames >= n {
+                let count = sources::rename_added_sources();
+                logging::host(&format!(
+                    "renamed {count} added source(s) at frame {frames}"
+                ));
+                sources_renamed_at = Some(frames);
             }
         }
         storm.step(o, &chain, frames);
@@ -880,6 +890,9 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         last_stats = Some(s);
     }
     let properties = chain.properties();
+    let filter_settings = chain
+        .filter_settings_json()
+        .and_then(|j| serde_json::from_str::<Value>(&j).ok());
     for channel in 0..o.views {
         unsafe { sys::obs_set_output_source(channel, std::ptr::null_mut()) };
     }
@@ -887,6 +900,11 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
 
     let mut report = base_report(o, canvas, frames, &last_stats);
     report["properties"] = json!(properties);
+    // The filter's settings at the end, as the scene collection would save them.
+    report["filter_settings"] = json!(filter_settings);
+    if let Some(at) = sources_renamed_at {
+        report["sources_renamed_at_frame"] = json!(at);
+    }
     let settled = last_stats
         .as_ref()
         .and_then(sources::mask_frames)

@@ -194,6 +194,19 @@ pub fn add_sources(o: &Options) -> Result<()> {
     Ok(())
 }
 
+/// Renames each `--add-source` source to "NAME (renamed)" (`obs_source_set_name`, as the user
+/// renaming it). Returns how many there were.
+pub fn rename_added_sources() -> usize {
+    let sources = ADDED.lock().unwrap().clone();
+    for &s in &sources {
+        let s = s as *mut sys::obs_source_t;
+        let name = from_c(unsafe { sys::obs_source_get_name(s) });
+        let new = cstr(&format!("{name} (renamed)"));
+        unsafe { sys::obs_source_set_name(s, new.as_ptr()) };
+    }
+    sources.len()
+}
+
 /// Removes the `--add-source` sources from the scene collection (`obs_source_remove`, as the
 /// user deleting them) and releases them. Returns how many there were.
 pub fn remove_added_sources() -> usize {

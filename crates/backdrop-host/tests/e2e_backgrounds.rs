@@ -157,12 +157,12 @@ fn assert_background_is_clip(matches: &[(usize, f64, f64)], what: &str) {
 }
 
 #[test]
-fn a_colour_source_fills_the_background_and_its_removal_falls_back_to_blur() {
+fn a_colour_source_fills_the_background_follows_a_rename_and_its_removal_falls_back_to_blur() {
     let testdata = require!(testdata);
     let plugin = require!(plugin);
     let portrait = Portrait::load(&testdata, PORTRAIT);
     let colour = [0x20u8, 0x40, 0xC0];
-    // Frames 37 and 112 are stilled; the source is removed at frame 75.
+    // Frames 25, 75 and 125 are stilled; the source is renamed at frame 50 and removed at 100.
     let run = host::run(
         "source_colour",
         &plugin,
@@ -172,15 +172,17 @@ fn a_colour_source_fills_the_background_and_its_removal_falls_back_to_blur() {
             "--frames",
             "150",
             "--stills",
-            "2",
+            "3",
             "--mode",
             "source",
             "--add-source",
             "Backdrop test colour=color:64x48:FF2040C0",
             "--background-source",
             "Backdrop test colour",
+            "--rename-added-sources-after-frames",
+            "50",
             "--remove-added-sources-after-frames",
-            "75",
+            "100",
         ],
         &[],
     );
@@ -192,13 +194,15 @@ fn a_colour_source_fills_the_background_and_its_removal_falls_back_to_blur() {
     let (background, person) = (portrait.background(), portrait.person());
     let before = share_equal(&stills[0], colour, &background, 3);
     let kept = stills[0].mean_abs_diff_at(&Rgba::load(&portrait.path), &person);
-    let later = share_equal(&stills[1], colour, &background, 30);
+    let renamed = share_equal(&stills[1], colour, &background, 3);
+    let later = share_equal(&stills[2], colour, &background, 30);
     let stats = &run.report["stats"];
     println!(
-        "colour source: {:.2} % of the background is the source's colour, person differs from \
-         the original by {kept:.2}; after removal {:.2} % near the colour, {after} frames, \
-         status {}",
+        "colour source: {:.2} % of the background is the source's colour (person differs from \
+         the original by {kept:.2}), {:.2} % after the rename; after removal {:.2} % near the \
+         colour, {after} frames, status {}",
         100.0 * before,
+        100.0 * renamed,
         100.0 * later,
         stats["status"]
     );
@@ -207,6 +211,18 @@ fn a_colour_source_fills_the_background_and_its_removal_falls_back_to_blur() {
         "{before:.4} of the background is the colour"
     );
     assert!(kept < 8.0, "the person changed by {kept:.2}");
+    // A rename keeps the source shown and is saved in the filter's settings.
+    assert!(
+        renamed > 0.995,
+        "{renamed:.4} of the background after the rename"
+    );
+    assert_eq!(
+        run.report["filter_settings"]["background_source"],
+        "Backdrop test colour (renamed)"
+    );
+    assert!(run
+        .log()
+        .contains("'Backdrop test colour' was renamed to 'Backdrop test colour (renamed)'"));
     // Removed: the filter blurs the frame's own (blue-wall) background and says why.
     assert!(later < 0.01, "{later:.4} still the colour after removal");
     assert_eq!(stats["warning_kind"], "background_source", "{stats}");
@@ -216,7 +232,7 @@ fn a_colour_source_fills_the_background_and_its_removal_falls_back_to_blur() {
     );
     assert!(run
         .log()
-        .contains("background source 'Backdrop test colour'"));
+        .contains("background source 'Backdrop test colour (renamed)' is gone"));
 }
 
 #[test]

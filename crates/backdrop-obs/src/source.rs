@@ -103,6 +103,15 @@ impl SourceRef {
         unsafe { crate::from_cstr(sys::obs_source_get_name(self.as_ptr())) }
     }
 
+    /// The source's settings object, shared with libobs (`obs_source_get_settings`): what is set
+    /// in it is what the scene collection saves.
+    pub fn settings(self) -> Option<crate::data::OwnedData> {
+        // SAFETY: self is live; obs_source_get_settings returns a new reference we own.
+        unsafe {
+            crate::data::OwnedData::from_owned_raw(sys::obs_source_get_settings(self.as_ptr()))
+        }
+    }
+
     /// Whether the source was removed from the scene collection (`obs_source_removed`): its
     /// users are to let go of it.
     pub fn removed(self) -> bool {
