@@ -106,6 +106,10 @@ pub struct Args {
     /// run: what --background-source can name (repeatable)
     #[arg(long = "add-source", value_name = "NAME=SPEC", value_parser = parse_named_source, help_heading = "Input")]
     added_sources: Vec<(String, InputSpec)>,
+    /// create a public scene NAME holding the input source (a background source that would
+    /// draw the filtered source inside itself)
+    #[arg(long, value_name = "NAME", help_heading = "Input")]
+    add_scene_with_input: Option<String>,
     /// background colour (setting "color", stored as 0xAABBGGRR)
     #[arg(long, value_name = "RRGGBB", value_parser = parse_rgb, help_heading = "Filter")]
     color: Option<u32>,
@@ -421,6 +425,7 @@ pub struct Options {
     /// `--add-source NAME=SPEC`.
     pub added_sources: Vec<(String, InputSpec)>,
     pub remove_added_sources_after_frames: Option<u64>,
+    pub add_scene_with_input: Option<String>,
     pub rename_added_sources_after_frames: Option<u64>,
     /// `--color` as 0xRRGGBB.
     pub color: Option<u32>,
@@ -541,6 +546,7 @@ impl TryFrom<Args> for Options {
             effect: a.effect,
             added_sources: a.added_sources,
             remove_added_sources_after_frames: a.remove_added_sources_after_frames,
+            add_scene_with_input: a.add_scene_with_input,
             rename_added_sources_after_frames: a.rename_added_sources_after_frames,
             color: a.color,
             model: a.model,

@@ -570,6 +570,9 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     let input = &o.inputs[0];
     let mut errors: Vec<String> = Vec::new();
     let mut chain = Chain::create_source(input, o, o.looping, 0)?;
+    if let Some(name) = &o.add_scene_with_input {
+        sources::add_scene_with(name, chain.source)?;
+    }
 
     // Canvas size: --canvas, else the source's own size once known.
     if o.canvas.is_none() {
@@ -890,6 +893,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         last_stats = Some(s);
     }
     let properties = chain.properties();
+    let added_sources = sources::added_sources_state();
     let filter_settings = chain
         .filter_settings_json()
         .and_then(|j| serde_json::from_str::<Value>(&j).ok());
@@ -902,6 +906,8 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     report["properties"] = json!(properties);
     // The filter's settings at the end, as the scene collection would save them.
     report["filter_settings"] = json!(filter_settings);
+    // Whether the filter still holds the added sources active/showing at the end.
+    report["added_sources"] = added_sources;
     if let Some(at) = sources_renamed_at {
         report["sources_renamed_at_frame"] = json!(at);
     }

@@ -194,6 +194,45 @@ pub fn add_sources(o: &Options) -> Result<()> {
     Ok(())
 }
 
+/// Creates the public scene `name` holding `source` (`--add-scene-with-input`), released with the
+/// `--add-source` sources.
+///
+/// # Errors
+/// The scene cannot be created.
+pub fn add_scene_with(name: &str, source: *mut sys::obs_source_t) -> Result<()> {
+    let namec = cstr(name);
+    unsafe {
+        let scene = sys::obs_scene_create(namec.as_ptr());
+        if scene.is_null() {
+            bail!("obs_scene_create({name}) failed");
+        }
+        sys::obs_scene_add(scene, source);
+        ADDED
+            .lock()
+            .unwrap()
+            .push(sys::obs_scene_get_source(scene) as usize);
+    }
+    Ok(())
+}
+
+/// Name, `obs_source_active` and `obs_source_showing` of each `--add-source` source.
+pub fn added_sources_state() -> serde_json::Value {
+    let sources = ADDED.lock().unwrap().clone();
+    sources
+        .iter()
+        .map(|&s| {
+            let s = s as *mut sys::obs_source_t;
+            unsafe {
+                serde_json::json!({
+                    "name": from_c(sys::obs_source_get_name(s)),
+                    "active": sys::obs_source_active(s),
+                    "showing": sys::obs_source_showing(s),
+                })
+            }
+        })
+        .collect()
+}
+
 /// Renames each `--add-source` source to "NAME (renamed)" (`obs_source_set_name`, as the user
 /// renaming it). Returns how many there were.
 pub fn rename_added_sources() -> usize {

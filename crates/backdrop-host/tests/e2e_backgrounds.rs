@@ -236,6 +236,43 @@ fn a_colour_source_fills_the_background_follows_a_rename_and_its_removal_falls_b
 }
 
 #[test]
+fn a_scene_holding_the_filtered_source_is_refused_as_its_background() {
+    let testdata = require!(testdata);
+    let plugin = require!(plugin);
+    let portrait = Portrait::load(&testdata, PORTRAIT);
+    // Drawing it would draw the filtered source inside itself, forever.
+    let run = host::run(
+        "source_recursive",
+        &plugin,
+        &[
+            "--input",
+            portrait.path.to_str().unwrap(),
+            "--frames",
+            "60",
+            "--mode",
+            "source",
+            "--add-scene-with-input",
+            "Scene with me",
+            "--background-source",
+            "Scene with me",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "host failed: {}", run.stderr);
+    assert!(run.int("frames_captured") >= 60);
+    let stats = &run.report["stats"];
+    assert_eq!(stats["warning_kind"], "background_source", "{stats}");
+    assert!(
+        stats["status"]
+            .as_str()
+            .unwrap()
+            .contains("'Scene with me' shows this filter's own source"),
+        "{stats}"
+    );
+    assert_eq!(stats["state"], "running", "{stats}");
+}
+
+#[test]
 fn a_media_source_plays_behind_the_person() {
     let testdata = require!(testdata);
     let plugin = require!(plugin);
@@ -251,8 +288,9 @@ fn a_media_source_plays_behind_the_person() {
             portrait.path.to_str().unwrap(),
             "--frames",
             "120",
+            // 0.8 s apart on a 2 s clip: five different places in it.
             "--stills",
-            "4",
+            "5",
             "--mode",
             "source",
             "--add-source",
@@ -265,12 +303,18 @@ fn a_media_source_plays_behind_the_person() {
     assert_eq!(run.code, 0, "host failed: {}", run.stderr);
     assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
     assert_eq!(run.report["stats"]["warning_kind"], serde_json::Value::Null);
+    // The filter shows it, so it is active and showing (it is in no scene of its own, and a
+    // media source set to restart on activation plays only while active).
+    assert_eq!(
+        run.report["added_sources"],
+        serde_json::json!([{ "name": "Backdrop test video", "active": true, "showing": true }])
+    );
     let (_, _, frames) = common::decode_rgb(&clip, Some(size));
     let matches = match_clip_frames(&still_results(&run), &frames, &portrait.background());
     assert_background_is_clip(&matches, "media source");
     let distinct: std::collections::BTreeSet<usize> = matches.iter().map(|m| m.0).collect();
     assert!(
-        distinct.len() >= 3,
+        distinct.len() >= 4,
         "the video did not play: frames {matches:?}"
     );
 }

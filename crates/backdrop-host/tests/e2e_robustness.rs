@@ -379,6 +379,12 @@ fn settings_changed_every_frame_for_a_hundred_frames() {
         masks >= 20,
         "only {masks} masks: the storm stalled the worker"
     );
+    // The restored settings (mode blur) no longer show the added source: the filter gave back
+    // its active and showing references.
+    assert_eq!(
+        run.report["added_sources"],
+        serde_json::json!([{ "name": "Storm source", "active": false, "showing": false }])
+    );
     // Every source made for a video background, and every reference, was given back.
     assert_eq!(
         run.int("bmem_leaks"),
