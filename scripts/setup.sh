@@ -5,6 +5,7 @@
 # Usage: scripts/setup.sh [--no-apt] [--no-build]
 #   --no-apt    do not install system packages (only report the missing ones)
 #   --no-vm     do not install the virtual-camera VM test's packages
+#   --no-obs-versions  do not build the OBS 30 / 32 root filesystems (real-application test)
 #   --no-build  do not run `cargo build --release` (the plugin folder is then installed only
 #               when target/release/libobs_backdrop.so already exists)
 #
@@ -22,6 +23,9 @@
 #   build/plugin/obs-backdrop/          plugin folder (scripts/install-plugin.sh)
 #   .venv/bin/vng, /boot/vmlinuz-*      virtme-ng and a Debian kernel with v4l2loopback (VM test;
 #                                       skipped with --no-vm)
+#   .venv/ obsws-python                 the websocket client of the real-application test
+#   build/rootfs/{trixie,sid}/          Debian trees with OBS 30.2.3 and 32.2.x (scripts/obs-rootfs.sh;
+#                                       needs root; skipped with --no-obs-versions)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -49,6 +53,7 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check --quiet)
 DO_APT=1
 DO_BUILD=1
 DO_VM=1
+DO_OBS_VERSIONS=1
 
 log() { printf '[setup %3ds] %s\n' "$SECONDS" "$*"; }
 die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -162,6 +167,23 @@ step_venv() {
     cp models/requirements.txt "$stamp"
 }
 
+# 2b. The real-application test: its websocket client, and OBS 30 and 32 in Debian trees -------
+step_obs_app() {
+    local req=crates/backdrop-host/tests/obs_app/requirements.txt stamp=.venv/.backdrop-obs-app.txt
+    if cmp -s "$req" "$stamp"; then
+        log "obs app: obsws-python present"
+    else
+        log "obs app: installing $req"
+        "${PIP[@]}" install -r "$req"
+        cp "$req" "$stamp"
+    fi
+    if [ "$DO_OBS_VERSIONS" -eq 0 ]; then
+        log "obs app: OBS 30 / 32 trees skipped (--no-obs-versions)"
+        return
+    fi
+    as_root bash scripts/obs-rootfs.sh trixie sid
+}
+
 # 3. ONNX Runtime shared library from the PyPI wheel -------------------------------------------
 step_onnxruntime() {
     local so=build/deps/libonnxruntime.so.$ORT_VERSION wheel pytag
@@ -259,6 +281,7 @@ main() {
             --no-apt) DO_APT=0 ;;
             --no-build) DO_BUILD=0 ;;
             --no-vm) DO_VM=0 ;;
+            --no-obs-versions) DO_OBS_VERSIONS=0 ;;
             -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
             *) echo "setup.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
         esac
@@ -268,6 +291,7 @@ main() {
     step_vm_apt
     step_venv
     step_vm_venv
+    step_obs_app
     step_onnxruntime
     step_models
     step_media

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# One session of the real OBS application for the test `e2e_obs_app`: for each PHASE, start OBS
+# (Qt frontend, under xvfb-run) with the user's config in $WORK/home, run the websocket driver's
+# PHASE against it, and stop OBS with SIGTERM as a user closing it would. Runs in new network,
+# mount and PID namespaces (the caller runs it under `unshare --net --mount --pid --fork
+# --mount-proc`): obs-websocket listens on a loopback that nothing outside can reach, and
+# `pkill obs` sees only this session's OBS.
+#
+# Usage: session.sh PHASE...
+# Environment:
+#   OBS_ROOTFS   / for this machine's OBS, else a tree from scripts/obs-rootfs.sh (chroot)
+#   WORK         the session's folder: home/ (HOME of OBS), outputs, logs
+#   BINDS        colon-separated absolute folders the OBS inside the tree must see at the same
+#                path (the repository, the test data)
+#   DRIVER_PY    Python with obsws-python; DRIVER the driver script; PORT, PASSWORD for it
+#   OBS_ARGS     extra arguments for obs (e.g. --lang de-DE)
+set -euo pipefail
+
+: "${OBS_ROOTFS:?}" "${WORK:?}" "${DRIVER_PY:?}" "${DRIVER:?}" "${PORT:?}" "${PASSWORD:?}"
+ip link set lo up
+
+RUN=()
+if [ "$OBS_ROOTFS" != / ]; then
+    # This mount namespace's own mounts: they vanish with it.
+    mount -t proc proc "$OBS_ROOTFS/proc"
+    mount --rbind /dev "$OBS_ROOTFS/dev"
+    mount --rbind /sys "$OBS_ROOTFS/sys"
+    mount -t tmpfs tmpfs "$OBS_ROOTFS/tmp"
+    IFS=: read -r -a binds <<<"${BINDS:-}"
+    for b in "${binds[@]}" "$WORK"; do
+        [ -n "$b" ] || continue
+        mkdir -p "$OBS_ROOTFS$b"
+        mount --bind "$b" "$OBS_ROOTFS$b"
+    done
+    RUN=(chroot "$OBS_ROOTFS")
+fi
+
+mkdir -p "$WORK/run"
+chmod 700 "$WORK/run"
+
+start_obs() {
+    local phase=$1
+    # shellcheck disable=SC2086 # OBS_ARGS is a list of words
+    "${RUN[@]}" env -i HOME="$WORK/home" XDG_CONFIG_HOME="$WORK/home/.config" \
+        XDG_RUNTIME_DIR="$WORK/run" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
+        xvfb-run -a -s "-screen 0 1280x720x24" \
+        obs --minimize-to-tray --disable-updater --multi --disable-shutdown-check \
+        --websocket_port "$PORT" --websocket_password "$PASSWORD" --websocket_ipv4_only \
+        ${OBS_ARGS:-} >"$WORK/obs-$phase.out" 2>&1 &
+    OBS_PID=$!
+}
+
+stop_obs() {
+    local phase=$1 i
+    # OBS closes cleanly on SIGINT (saves the scene collection, unloads its modules).
+    pkill -INT -x obs || true
+    for i in $(seq 1 600); do
+        pgrep -x obs >/dev/null || break
+        sleep 0.1
+    done
+    if pgrep -x obs >/dev/null; then
+        echo "obs did not exit within 60 s of SIGINT; killed" >"$WORK/obs-$phase.killed"
+        pkill -KILL -x obs || true
+    fi
+    local status=0
+    wait "$OBS_PID" || status=$?
+    echo "$status" >"$WORK/obs-$phase.status"
+}
+
+for phase in "$@"; do
+    start_obs "$phase"
+    driver_status=0
+    "$DRIVER_PY" "$DRIVER" "$phase" || driver_status=$?
+    echo "$driver_status" >"$WORK/driver-$phase.status"
+    stop_obs "$phase"
+done
