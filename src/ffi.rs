@@ -88,12 +88,13 @@ pub extern "C" fn obs_module_load() -> bool {
         backdrop_obs::log::install();
         register();
         log::info!(
-            "loaded version {} ({}, built against libobs {}.{}.{})",
+            "loaded version {} ({}, built against libobs {}.{}.{}), locale {}",
             env!("CARGO_PKG_VERSION"),
             env!("BACKDROP_COMMIT"),
             sys::LIBOBS_API_MAJOR_VER,
             sys::LIBOBS_API_MINOR_VER,
-            sys::LIBOBS_API_PATCH_VER
+            sys::LIBOBS_API_PATCH_VER,
+            module::locale()
         );
         true
     })

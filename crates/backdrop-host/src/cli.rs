@@ -190,6 +190,15 @@ pub struct Args {
     #[arg(long, value_name = "PATH", help_heading = "Fault injection")]
     resize_image: Option<PathBuf>,
 
+    /// the language OBS gives its modules (obs_startup), e.g. de-DE: the filter's labels and
+    /// status in report.json are then in that language
+    #[arg(
+        long,
+        value_name = "LOCALE",
+        default_value = "en-US",
+        help_heading = "OBS"
+    )]
+    locale: String,
     /// system OBS module binaries
     #[arg(
         long,
@@ -425,6 +434,8 @@ pub struct Options {
     /// `--add-source NAME=SPEC`.
     pub added_sources: Vec<(String, InputSpec)>,
     pub remove_added_sources_after_frames: Option<u64>,
+    /// `--locale`.
+    pub locale: String,
     pub add_scene_with_input: Option<String>,
     pub rename_added_sources_after_frames: Option<u64>,
     /// `--color` as 0xRRGGBB.
@@ -546,6 +557,7 @@ impl TryFrom<Args> for Options {
             effect: a.effect,
             added_sources: a.added_sources,
             remove_added_sources_after_frames: a.remove_added_sources_after_frames,
+            locale: a.locale,
             add_scene_with_input: a.add_scene_with_input,
             rename_added_sources_after_frames: a.rename_added_sources_after_frames,
             color: a.color,

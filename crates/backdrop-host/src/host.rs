@@ -67,12 +67,14 @@ impl Drop for XDisplay {
     }
 }
 
-/// Sets the platform and starts libobs. The display must outlive `shutdown`.
-pub fn startup(display: &XDisplay) -> Result<()> {
+/// Sets the platform and starts libobs in `locale` (e.g. `en-US`: the language modules are
+/// given with `obs_module_set_locale`). The display must outlive `shutdown`.
+pub fn startup(display: &XDisplay, locale: &str) -> Result<()> {
+    let locale = cstr(locale);
     unsafe {
         sys::obs_set_nix_platform(sys::obs_nix_platform_type::OBS_NIX_PLATFORM_X11_EGL);
         sys::obs_set_nix_platform_display(display.display);
-        if !sys::obs_startup(c"en-US".as_ptr(), std::ptr::null(), std::ptr::null_mut()) {
+        if !sys::obs_startup(locale.as_ptr(), std::ptr::null(), std::ptr::null_mut()) {
             bail!("obs_startup failed");
         }
     }

@@ -128,7 +128,7 @@ pub fn run(o: &Options) -> Result<ExitCode> {
     }
     install_signal_handlers();
     let display = XDisplay::open()?;
-    host::startup(&display)?;
+    host::startup(&display, &o.locale)?;
     let outcome = session(o, &plugin_so);
     let leaks = host::shutdown();
     let _ = writeln!(

@@ -79,8 +79,9 @@ impl Session {
 /// OBS 31 split it: user settings (FirstRun among them) live in user.ini, and a global.ini
 /// without a LastVersion of 31 or later is "migrated" into user.ini at start, which fails when
 /// user.ini exists; so from 31 on both are written, global.ini with this version as LastVersion.
-/// obs-websocket 5.3 and later read plugin_config/obs-websocket/config.json.
-fn prepare_home(home: &Path, plugin: &Path, major: u32) {
+/// obs-websocket 5.3 and later read plugin_config/obs-websocket/config.json. `language` is the UI
+/// language (`[General] Language`), which OBS hands its modules.
+fn prepare_home(home: &Path, plugin: &Path, major: u32, language: &str) {
     let config = home.join(".config/obs-studio");
     std::fs::create_dir_all(config.join("plugin_config/obs-websocket")).unwrap();
     std::fs::create_dir_all(config.join("plugins")).unwrap();
@@ -96,11 +97,15 @@ fn prepare_home(home: &Path, plugin: &Path, major: u32) {
             format!("[General]\nLastVersion={version}\n"),
         )
         .unwrap();
-        std::fs::write(config.join("user.ini"), "[General]\nFirstRun=true\n").unwrap();
+        std::fs::write(
+            config.join("user.ini"),
+            format!("[General]\nFirstRun=true\nLanguage={language}\n"),
+        )
+        .unwrap();
     } else {
         std::fs::write(
             config.join("global.ini"),
-            format!("[General]\nFirstRun=true\n\n{websocket}"),
+            format!("[General]\nFirstRun=true\nLanguage={language}\n\n{websocket}"),
         )
         .unwrap();
     }
@@ -125,7 +130,7 @@ fn prepare_home(home: &Path, plugin: &Path, major: u32) {
 
 /// Runs the two phases (first start, restart) against OBS `major` in `rootfs` ("/" for this
 /// machine's).
-fn run_session(name: &str, rootfs: &Path, major: u32) -> Session {
+fn run_session(name: &str, rootfs: &Path, major: u32, language: &str) -> Session {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let testdata = common::testdata().expect("testdata");
     let plugin = common::host::plugin_dir().expect("plugin");
@@ -133,7 +138,7 @@ fn run_session(name: &str, rootfs: &Path, major: u32) -> Session {
     let work = root.join("target/e2e/obs-app").join(name);
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
-    prepare_home(&work.join("home"), &plugin, major);
+    prepare_home(&work.join("home"), &plugin, major, language);
     let python = root.join(".venv/bin/python");
     assert!(
         python.is_file(),
@@ -258,8 +263,8 @@ fn probe_recording(path: &str) -> (f64, u64) {
     (duration, frames)
 }
 
-/// Everything the session must show, for OBS `major`.
-fn judge(session: &Session, major: u32) {
+/// Everything the session must show, for OBS `major` running in `language`.
+fn judge(session: &Session, major: u32, language: &str) {
     let (first, second) = (&session.first, &session.second);
     assert_eq!(first["ok"], true, "first phase: {first}");
     assert_eq!(second["ok"], true, "second phase: {second}");
@@ -340,6 +345,11 @@ fn judge(session: &Session, major: u32) {
             log.contains("[backdrop] loaded version"),
             "{name}: the plugin did not load"
         );
+        // OBS hands its UI language to the plugin (tests/locales.rs shows the labels in it).
+        assert!(
+            log.contains(&format!("), locale {language}")),
+            "{name}: the plugin was not given {language}"
+        );
         assert!(
             log.contains("[backdrop] model selfie_general running"),
             "{name}"
@@ -370,8 +380,8 @@ fn obs_29_the_real_application_runs_backdrop() {
     if !require_root() {
         skip!("needs root (unshare for OBS's own network namespace)");
     }
-    let session = run_session("obs29", Path::new("/"), 29);
-    judge(&session, 29);
+    let session = run_session("obs29", Path::new("/"), 29, "en-US");
+    judge(&session, 29, "en-US");
 }
 
 #[test]
@@ -383,8 +393,8 @@ fn obs_30_the_real_application_runs_backdrop() {
     if !require_root() {
         skip!("needs root (unshare and chroot)");
     }
-    let session = run_session("obs30", &rootfs, 30);
-    judge(&session, 30);
+    let session = run_session("obs30", &rootfs, 30, "de-DE");
+    judge(&session, 30, "de-DE");
 }
 
 #[test]
@@ -396,6 +406,6 @@ fn obs_32_the_real_application_runs_backdrop() {
     if !require_root() {
         skip!("needs root (unshare and chroot)");
     }
-    let session = run_session("obs32", &rootfs, 32);
-    judge(&session, 32);
+    let session = run_session("obs32", &rootfs, 32, "ja-JP");
+    judge(&session, 32, "ja-JP");
 }

@@ -32,9 +32,19 @@ pub fn pointer() -> *mut sys::obs_module_t {
 /// `locale` must be a NUL-terminated string (libobs passes one).
 pub unsafe fn set_locale(locale: *const c_char) {
     free_locale();
+    // SAFETY: as below.
+    *LOCALE.lock().unwrap_or_else(|e| e.into_inner()) = unsafe { crate::from_cstr(locale) };
     // SAFETY: libobs passes a valid locale string; the module pointer is set before this call.
     let lookup = unsafe { sys::obs_module_load_locale(pointer(), c"en-US".as_ptr(), locale) };
     LOOKUP.store(lookup, Ordering::SeqCst);
+}
+
+/// The locale libobs asked for (`obs_module_set_locale`), e.g. `de-DE`; "" before.
+static LOCALE: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// The locale libobs set for the module (the OBS UI language), e.g. `de-DE`.
+pub fn locale() -> String {
+    LOCALE.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// Frees the locale lookup.
