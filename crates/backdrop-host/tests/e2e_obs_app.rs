@@ -380,8 +380,8 @@ fn obs_29_the_real_application_runs_backdrop() {
     if !require_root() {
         skip!("needs root (unshare for OBS's own network namespace)");
     }
-    let session = run_session("obs29", Path::new("/"), 29, "en-US");
-    judge(&session, 29, "en-US");
+    let session = run_session("obs29", Path::new("/"), 29, "de-DE");
+    judge(&session, 29, "de-DE");
 }
 
 #[test]
@@ -393,8 +393,8 @@ fn obs_30_the_real_application_runs_backdrop() {
     if !require_root() {
         skip!("needs root (unshare and chroot)");
     }
-    let session = run_session("obs30", &rootfs, 30, "de-DE");
-    judge(&session, 30, "de-DE");
+    let session = run_session("obs30", &rootfs, 30, "ja-JP");
+    judge(&session, 30, "ja-JP");
 }
 
 #[test]
@@ -406,6 +406,6 @@ fn obs_32_the_real_application_runs_backdrop() {
     if !require_root() {
         skip!("needs root (unshare and chroot)");
     }
-    let session = run_session("obs32", &rootfs, 32, "ja-JP");
-    judge(&session, 32, "ja-JP");
+    let session = run_session("obs32", &rootfs, 32, "en-US");
+    judge(&session, 32, "en-US");
 }
