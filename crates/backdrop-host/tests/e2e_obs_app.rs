@@ -73,7 +73,8 @@ impl Session {
 }
 
 /// Writes a fresh OBS config for OBS `major` into `home`: no first-run wizard, obs-websocket on
-/// with a password, and the plugin folder copied the way the README installs it.
+/// with a password, and the plugin folder copied the way the README installs it (unless `plugin`
+/// is `None`: the .deb puts it into the system folders).
 ///
 /// OBS 29 and 30 keep their settings in global.ini (obs-websocket 5.0-5.2 its own there too).
 /// OBS 31 split it: user settings (FirstRun among them) live in user.ini, and a global.ini
@@ -81,7 +82,7 @@ impl Session {
 /// user.ini exists; so from 31 on both are written, global.ini with this version as LastVersion.
 /// obs-websocket 5.3 and later read plugin_config/obs-websocket/config.json. `language` is the UI
 /// language (`[General] Language`), which OBS hands its modules.
-fn prepare_home(home: &Path, plugin: &Path, major: u32, language: &str) {
+fn prepare_home(home: &Path, plugin: Option<&Path>, major: u32, language: &str) {
     let config = home.join(".config/obs-studio");
     std::fs::create_dir_all(config.join("plugin_config/obs-websocket")).unwrap();
     std::fs::create_dir_all(config.join("plugins")).unwrap();
@@ -118,6 +119,9 @@ fn prepare_home(home: &Path, plugin: &Path, major: u32, language: &str) {
         .to_string(),
     )
     .unwrap();
+    let Some(plugin) = plugin else {
+        return;
+    };
     let dest = config.join("plugins/obs-backdrop");
     let status = Command::new("cp")
         .arg("-r")
@@ -130,7 +134,13 @@ fn prepare_home(home: &Path, plugin: &Path, major: u32, language: &str) {
 
 /// Runs the two phases (first start, restart) against OBS `major` in `rootfs` ("/" for this
 /// machine's).
-fn run_session(name: &str, rootfs: &Path, major: u32, language: &str) -> Session {
+fn run_session(
+    name: &str,
+    rootfs: &Path,
+    major: u32,
+    language: &str,
+    deb: Option<&Path>,
+) -> Session {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let testdata = common::testdata().expect("testdata");
     let plugin = common::host::plugin_dir().expect("plugin");
@@ -138,7 +148,8 @@ fn run_session(name: &str, rootfs: &Path, major: u32, language: &str) -> Session
     let work = root.join("target/e2e/obs-app").join(name);
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
-    prepare_home(&work.join("home"), &plugin, major, language);
+    let user_plugin = deb.is_none().then_some(plugin.as_path());
+    prepare_home(&work.join("home"), user_plugin, major, language);
     let python = root.join(".venv/bin/python");
     assert!(
         python.is_file(),
@@ -169,8 +180,11 @@ fn run_session(name: &str, rootfs: &Path, major: u32, language: &str) -> Session
         .env("PORT", PORT)
         .env("PASSWORD", PASSWORD)
         .env("VIDEO", testdata.join("video/talking_head_a.mp4"))
+        .env("INSTALL_DEB", deb.unwrap_or(Path::new("")))
         .output()
         .expect("unshare runs");
+    // A .deb's overlay (the installed files) went with the session's mounts.
+    let _ = std::fs::remove_dir_all(work.with_extension("overlay"));
     eprintln!(
         "[{name}] session exit {:?} in {:.1} s",
         output.status.code(),
@@ -380,7 +394,7 @@ fn obs_29_the_real_application_runs_backdrop() {
     if !require_root() {
         skip!("needs root (unshare for OBS's own network namespace)");
     }
-    let session = run_session("obs29", Path::new("/"), 29, "de-DE");
+    let session = run_session("obs29", Path::new("/"), 29, "de-DE", None);
     judge(&session, 29, "de-DE");
 }
 
@@ -393,7 +407,7 @@ fn obs_30_the_real_application_runs_backdrop() {
     if !require_root() {
         skip!("needs root (unshare and chroot)");
     }
-    let session = run_session("obs30", &rootfs, 30, "ja-JP");
+    let session = run_session("obs30", &rootfs, 30, "ja-JP", None);
     judge(&session, 30, "ja-JP");
 }
 
@@ -406,6 +420,48 @@ fn obs_32_the_real_application_runs_backdrop() {
     if !require_root() {
         skip!("needs root (unshare and chroot)");
     }
-    let session = run_session("obs32", &rootfs, 32, "en-US");
+    let session = run_session("obs32", &rootfs, 32, "en-US", None);
     judge(&session, 32, "en-US");
+}
+
+/// The package as `scripts/package-deb.sh` makes it (from `cargo build --release`'s plugin, which
+/// scripts/setup.sh builds; needs cmake).
+fn build_deb() -> Option<PathBuf> {
+    let root = common::root();
+    let out = Command::new("bash")
+        .arg(root.join("scripts/package-deb.sh"))
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("package-deb.sh: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    path.is_file().then_some(path)
+}
+
+#[test]
+fn obs_32_runs_backdrop_installed_from_the_deb() {
+    let _ = require!(testdata);
+    let _ = require!(plugin);
+    let _ = require!(runtime);
+    let rootfs = rootfs!("sid");
+    if !require_root() {
+        skip!("needs root (unshare, chroot, overlay)");
+    }
+    let Some(deb) = build_deb() else {
+        skip!("scripts/package-deb.sh failed (cmake missing? run scripts/setup.sh)")
+    };
+    let session = run_session("obs32_deb", &rootfs, 32, "en-US", Some(&deb));
+    judge(&session, 32, "en-US");
+    // Loaded from the system folders, not a user folder.
+    let logs = session.logs();
+    let system = "/usr/lib/x86_64-linux-gnu/obs-plugins/libonnxruntime.so.1.31.1";
+    assert!(
+        logs.iter()
+            .all(|(_, log)| log.contains(&format!("ONNX Runtime loaded from {system}"))),
+        "the plugin did not run from the system folders"
+    );
+    let dpkg = std::fs::read_to_string(session.work.join("dpkg.out")).unwrap_or_default();
+    println!("dpkg: {}", dpkg.lines().last().unwrap_or(""));
 }

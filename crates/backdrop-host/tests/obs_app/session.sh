@@ -13,11 +13,23 @@
 #   BINDS        colon-separated absolute folders the OBS inside the tree must see at the same
 #                path (the repository, the test data)
 #   DRIVER_PY    Python with obsws-python; DRIVER the driver script; PORT, PASSWORD for it
-#   OBS_ARGS     extra arguments for obs (e.g. --lang de-DE)
+#   OBS_ARGS     extra arguments for obs
+#   INSTALL_DEB  a .deb to install into the tree first (dpkg -i), on an overlay that vanishes
+#                with the session: the tree stays as scripts/obs-rootfs.sh made it
 set -euo pipefail
 
 : "${OBS_ROOTFS:?}" "${WORK:?}" "${DRIVER_PY:?}" "${DRIVER:?}" "${PORT:?}" "${PASSWORD:?}"
 ip link set lo up
+
+if [ -n "${INSTALL_DEB:-}" ]; then
+    [ "$OBS_ROOTFS" != / ] || { echo "INSTALL_DEB needs a tree, not this machine" >&2; exit 2; }
+    overlay=$WORK.overlay
+    rm -rf "$overlay"
+    mkdir -p "$overlay/upper" "$overlay/work" "$overlay/root"
+    mount -t overlay overlay \
+        -o "lowerdir=$OBS_ROOTFS,upperdir=$overlay/upper,workdir=$overlay/work" "$overlay/root"
+    OBS_ROOTFS=$overlay/root
+fi
 
 RUN=()
 if [ "$OBS_ROOTFS" != / ]; then
@@ -33,6 +45,9 @@ if [ "$OBS_ROOTFS" != / ]; then
         mount --bind "$b" "$OBS_ROOTFS$b"
     done
     RUN=(chroot "$OBS_ROOTFS")
+fi
+if [ -n "${INSTALL_DEB:-}" ]; then
+    "${RUN[@]}" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg -i "$INSTALL_DEB" >"$WORK/dpkg.out" 2>&1
 fi
 
 mkdir -p "$WORK/run"
