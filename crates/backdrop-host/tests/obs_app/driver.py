@@ -37,18 +37,28 @@ KEY_OBS = 0xFF00FF00
 
 
 def connect(limit=180.0):
-    """Connects once OBS has started and its websocket server listens."""
+    """Connects once OBS has started and its websocket server listens, and waits until OBS has
+    loaded its scene collection: until then obs-websocket answers requests with code 207 (not
+    ready), which a busy machine shows for seconds."""
     start = time.monotonic()
     last = None
+    cl = None
     while time.monotonic() - start < limit:
         try:
-            return obs.ReqClient(
-                host="127.0.0.1", port=int(os.environ["PORT"]), password=os.environ["PASSWORD"], timeout=30
-            )
-        except Exception as e:  # OBS not up yet
+            if cl is None:
+                cl = obs.ReqClient(
+                    host="127.0.0.1", port=int(os.environ["PORT"]), password=os.environ["PASSWORD"], timeout=30
+                )
+            cl.get_version()
+            return cl
+        except obs.error.OBSSDKRequestError as e:  # 207: OBS is not ready yet
             last = e
             time.sleep(0.5)
-    raise SystemExit(f"no obs-websocket on port {os.environ['PORT']} within {limit:.0f} s: {last!r}")
+        except Exception as e:  # OBS not listening yet
+            last = e
+            cl = None
+            time.sleep(0.5)
+    raise SystemExit(f"OBS not ready on port {os.environ['PORT']} within {limit:.0f} s: {last!r}")
 
 
 def wait_for(what, check, limit=120.0, every=0.25):

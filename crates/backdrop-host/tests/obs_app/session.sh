@@ -14,6 +14,7 @@
 #                path (the repository, the test data)
 #   DRIVER_PY    Python with obsws-python; DRIVER the driver script; PORT, PASSWORD for it
 #   OBS_ARGS     extra arguments for obs
+#   OBS_WRAPPER  a command to run obs under (e.g. gdb -batch -ex run -ex bt --args), for debugging
 #   INSTALL_DEB  a .deb to install into the tree first (dpkg -i), on an overlay that vanishes
 #                with the session: the tree stays as scripts/obs-rootfs.sh made it
 set -euo pipefail
@@ -55,11 +56,15 @@ chmod 700 "$WORK/run"
 
 start_obs() {
     local phase=$1
+    # A crash leaves a core in $WORK where the kernel writes "core" files to the working folder.
+    mkdir -p "$WORK/core-$phase"
+    cd "$WORK/core-$phase"
+    ulimit -c unlimited
     # shellcheck disable=SC2086 # OBS_ARGS is a list of words
     "${RUN[@]}" env -i HOME="$WORK/home" XDG_CONFIG_HOME="$WORK/home/.config" \
         XDG_RUNTIME_DIR="$WORK/run" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
         xvfb-run -a -s "-screen 0 1280x720x24" \
-        obs --minimize-to-tray --disable-updater --multi --disable-shutdown-check \
+        ${OBS_WRAPPER:-} obs --minimize-to-tray --disable-updater --multi --disable-shutdown-check \
         --websocket_port "$PORT" --websocket_password "$PASSWORD" --websocket_ipv4_only \
         ${OBS_ARGS:-} >"$WORK/obs-$phase.out" 2>&1 &
     OBS_PID=$!
@@ -75,11 +80,26 @@ stop_obs() {
     done
     if pgrep -x obs >/dev/null; then
         echo "obs did not exit within 60 s of SIGINT; killed" >"$WORK/obs-$phase.killed"
+        # Where it hangs, for the report: every thread's stack.
+        if command -v gdb >/dev/null; then
+            timeout 60 gdb -p "$(pgrep -x obs | head -n 1)" -batch -ex "thread apply all bt" \
+                >"$WORK/obs-$phase.stacks" 2>&1 || true
+        fi
         pkill -KILL -x obs || true
     fi
     local status=0
     wait "$OBS_PID" || status=$?
     echo "$status" >"$WORK/obs-$phase.status"
+    # Where it crashed, for the report.
+    local core
+    core=$(find "$WORK/core-$phase" -maxdepth 1 -name 'core*' | head -n 1)
+    if [ -n "$core" ] && command -v gdb >/dev/null; then
+        local obs_bin=/usr/bin/obs
+        [ "$OBS_ROOTFS" = / ] || obs_bin=$OBS_ROOTFS/usr/bin/obs
+        timeout 120 gdb -batch -ex "set sysroot $OBS_ROOTFS" -ex "thread apply all bt 20" \
+            "$obs_bin" "$core" >"$WORK/obs-$phase.stacks" 2>&1 || true
+    fi
+    rm -rf "$WORK/core-$phase"
 }
 
 for phase in "$@"; do
