@@ -46,6 +46,14 @@ impl Portrait {
         }
     }
 
+    /// Runs the host on this portrait for `frames` output frames with `extra` arguments.
+    fn run(&self, name: &str, plugin: &Path, frames: u32, extra: &[&str]) -> host::Run {
+        let frames = frames.to_string();
+        let mut args = vec!["--input", self.path.to_str().unwrap(), "--frames", &frames];
+        args.extend_from_slice(extra);
+        host::run(name, plugin, &args, &[])
+    }
+
     /// Indices of pixels at least [`MARGIN`] outside the person.
     fn background(&self) -> Vec<usize> {
         (0..self.to_person.len())
@@ -163,14 +171,11 @@ fn a_colour_source_fills_the_background_follows_a_rename_and_its_removal_falls_b
     let portrait = Portrait::load(&testdata, PORTRAIT);
     let colour = [0x20u8, 0x40, 0xC0];
     // Frames 25, 75 and 125 are stilled; the source is renamed at frame 50 and removed at 100.
-    let run = host::run(
+    let run = portrait.run(
         "source_colour",
         &plugin,
+        150,
         &[
-            "--input",
-            portrait.path.to_str().unwrap(),
-            "--frames",
-            "150",
             "--stills",
             "3",
             "--mode",
@@ -184,7 +189,6 @@ fn a_colour_source_fills_the_background_follows_a_rename_and_its_removal_falls_b
             "--remove-added-sources-after-frames",
             "100",
         ],
-        &[],
     );
     assert_eq!(run.code, 0, "host failed: {}", run.stderr);
     assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
@@ -241,14 +245,11 @@ fn a_scene_holding_the_filtered_source_is_refused_as_its_background() {
     let plugin = require!(plugin);
     let portrait = Portrait::load(&testdata, PORTRAIT);
     // Drawing it would draw the filtered source inside itself, forever.
-    let run = host::run(
+    let run = portrait.run(
         "source_recursive",
         &plugin,
+        60,
         &[
-            "--input",
-            portrait.path.to_str().unwrap(),
-            "--frames",
-            "60",
             "--mode",
             "source",
             "--add-scene-with-input",
@@ -256,7 +257,6 @@ fn a_scene_holding_the_filtered_source_is_refused_as_its_background() {
             "--background-source",
             "Scene with me",
         ],
-        &[],
     );
     assert_eq!(run.code, 0, "host failed: {}", run.stderr);
     assert!(run.int("frames_captured") >= 60);
@@ -280,14 +280,11 @@ fn a_media_source_plays_behind_the_person() {
     let size = (portrait.width, portrait.height);
     let clip = background_clip(&testdata, size, 2);
     let add = format!("Backdrop test video={}", clip.display());
-    let run = host::run(
+    let run = portrait.run(
         "source_media",
         &plugin,
+        120,
         &[
-            "--input",
-            portrait.path.to_str().unwrap(),
-            "--frames",
-            "120",
             // 0.8 s apart on a 2 s clip: five different places in it.
             "--stills",
             "5",
@@ -298,7 +295,6 @@ fn a_media_source_plays_behind_the_person() {
             "--background-source",
             "Backdrop test video",
         ],
-        &[],
     );
     assert_eq!(run.code, 0, "host failed: {}", run.stderr);
     assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
@@ -327,14 +323,11 @@ fn a_video_file_background_plays_and_loops() {
     let size = (portrait.width, portrait.height);
     let clip = background_clip(&testdata, size, 2);
     // 5 s of output over a 2 s clip: six stills 0.83 s apart see it start over.
-    let run = host::run(
+    let run = portrait.run(
         "video_file",
         &plugin,
+        150,
         &[
-            "--input",
-            portrait.path.to_str().unwrap(),
-            "--frames",
-            "150",
             "--stills",
             "6",
             "--mode",
@@ -342,7 +335,6 @@ fn a_video_file_background_plays_and_loops() {
             "--background-video",
             clip.to_str().unwrap(),
         ],
-        &[],
     );
     assert_eq!(run.code, 0, "host failed: {}", run.stderr);
     assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
@@ -363,20 +355,16 @@ fn a_missing_background_video_blurs_and_says_why() {
     let testdata = require!(testdata);
     let plugin = require!(plugin);
     let portrait = Portrait::load(&testdata, PORTRAIT);
-    let run = host::run(
+    let run = portrait.run(
         "video_missing",
         &plugin,
+        30,
         &[
-            "--input",
-            portrait.path.to_str().unwrap(),
-            "--frames",
-            "30",
             "--mode",
             "video",
             "--background-video",
             "/nonexistent/background.mp4",
         ],
-        &[],
     );
     assert_eq!(run.code, 0, "host failed: {}", run.stderr);
     let stats = &run.report["stats"];
