@@ -110,7 +110,9 @@ fn register() {
     let info = sys::obs_source_info {
         id: FILTER_ID.as_ptr(),
         type_: sys::obs_source_type::OBS_SOURCE_TYPE_FILTER,
-        output_flags: sys::OBS_SOURCE_VIDEO,
+        // OBS_SOURCE_SRGB: the filter handles linear and sRGB-encoded targets itself (libobs
+        // then draws it with linear sRGB on and without the legacy conversion).
+        output_flags: sys::OBS_SOURCE_VIDEO | sys::OBS_SOURCE_SRGB,
         get_name: Some(get_name),
         create: Some(create),
         destroy: Some(destroy),
@@ -122,6 +124,7 @@ fn register() {
         // Called on the graphics thread's tick once per new frame of an async parent (webcam,
         // media source): the render path hands only new frames to the worker.
         filter_video: Some(filter_video),
+        video_get_color_space: Some(video_get_color_space),
         ..Default::default()
     };
     // SAFETY: libobs copies the struct; the id and callbacks are 'static.
@@ -238,6 +241,24 @@ unsafe extern "C" fn video_tick(data: *mut c_void, _seconds: f32) {
             f.tick();
         }
     })
+}
+
+/// `video_get_color_space`: the filter draws in its target's colour space, so HDR and 16-bit
+/// canvases keep their range through it; libobs converts where the caller prefers another.
+unsafe extern "C" fn video_get_color_space(
+    data: *mut c_void,
+    _count: usize,
+    _preferred: *const sys::gs_color_space,
+) -> sys::gs_color_space {
+    guard(
+        "video_get_color_space",
+        sys::gs_color_space::GS_CS_SRGB,
+        || {
+            // SAFETY: `data` is this filter's.
+            unsafe { filter(data) }
+                .map_or(sys::gs_color_space::GS_CS_SRGB, |f| f.color_space().raw())
+        },
+    )
 }
 
 /// `filter_video`: an async parent chose a new frame for display this tick. Counts it and passes

@@ -7,7 +7,8 @@ use backdrop_core::mask::roi::Region;
 use backdrop_core::segmentation::stats::Rolling;
 use backdrop_core::segmentation::worker::{lock, Shared};
 use backdrop_obs::gfx::{
-    Blend, CoefficientTexture, Effect, Graphics, Param, StageSurface, TexRender, Texture,
+    Blend, CoefficientTexture, ColorSpace, Effect, Graphics, Param, StageSurface, TexRender,
+    Texture,
 };
 use backdrop_obs::module;
 use backdrop_obs::source::{video_frame_time, Source, SourceRef};
@@ -99,6 +100,7 @@ struct Params {
     hologram: Option<Param>,
     seed: Option<Param>,
     frame_size: Option<Param>,
+    linear_light: Option<Param>,
 }
 
 /// Setters that skip a parameter the effect does not declare.
@@ -126,6 +128,9 @@ fn set_vec4(g: &Graphics, p: Option<Param>, v: [f32; 4]) {
 struct Gpu {
     effect: Effect,
     p: Params,
+    /// Colour space of `frame`, `blur_a`, `blur_b` and `feed_frame`: the target's own (see
+    /// [`Filter::color_space`]). The model's input (`small`) and the focal field are 8-bit.
+    space: ColorSpace,
     frame: TexRender,
     small: TexRender,
     blur_a: TexRender,
@@ -160,7 +165,7 @@ struct Gpu {
 }
 
 impl Gpu {
-    fn new(g: &Graphics) -> Result<Self, String> {
+    fn new(g: &Graphics, space: ColorSpace) -> Result<Self, String> {
         let path = module::data_file("effects/backdrop.effect").ok_or_else(|| {
             "effects/backdrop.effect is missing from the plugin's data folder".to_string()
         })?;
@@ -186,17 +191,23 @@ impl Gpu {
             hologram: get(c"hologram"),
             seed: get(c"seed"),
             frame_size: get(c"frame_size"),
+            linear_light: get(c"linear_light"),
         };
-        let tr = || TexRender::new(g).ok_or_else(|| "cannot create a render target".to_string());
+        let tr = |space| {
+            TexRender::with_space(g, space)
+                .ok_or_else(|| "cannot create a render target".to_string())
+        };
+        let srgb = ColorSpace::Srgb;
         Ok(Self {
             p,
-            frame: tr()?,
-            small: tr()?,
-            blur_a: tr()?,
-            blur_b: tr()?,
-            field_a: tr()?,
-            field_b: tr()?,
-            feed_frame: tr()?,
+            space,
+            frame: tr(space)?,
+            small: tr(srgb)?,
+            blur_a: tr(space)?,
+            blur_b: tr(space)?,
+            field_a: tr(srgb)?,
+            field_b: tr(srgb)?,
+            feed_frame: tr(space)?,
             feed_size: None,
             effect,
             ring: [None, None],
@@ -214,7 +225,23 @@ impl Gpu {
         })
     }
 
-    /// Renders the filter's target into `frame` (premultiplied BGRA, source size). First in the
+    /// Makes the full-size targets anew for `space` when the target's colour space changed (an
+    /// HDR file opened in the same media source, a canvas switched to HDR).
+    fn set_space(&mut self, g: &Graphics, space: ColorSpace) -> Result<(), String> {
+        if space == self.space {
+            return Ok(());
+        }
+        let tr = || {
+            TexRender::with_space(g, space)
+                .ok_or_else(|| "cannot create a render target".to_string())
+        };
+        (self.frame, self.blur_a, self.blur_b, self.feed_frame) = (tr()?, tr()?, tr()?, tr()?);
+        self.space = space;
+        self.frame_time = u64::MAX;
+        Ok(())
+    }
+
+    /// Renders the filter's target into `frame` (premultiplied, source size, in `space`). First in the
     /// chain the target is the parent: a plain synchronous one draws with the default effect,
     /// anything else draws itself.
     fn render_target(&mut self, g: &Graphics, filter: SourceRef, width: u32, height: u32) -> bool {
@@ -457,6 +484,7 @@ impl Gpu {
         let Some(frame) = self.frame.texture() else {
             return;
         };
+        let srgb_image = self.space.is_linear() && params.mode == Mode::Image && image.is_some();
         let background = match params.mode {
             Mode::Image => image,
             Mode::Source | Mode::Video => self
@@ -492,7 +520,11 @@ impl Gpu {
                 // "cover": fill the frame, keep the image's aspect, crop the overflow
                 let s = (w as f32 / iw as f32).max(h as f32 / ih as f32);
                 let (sx, sy) = (w as f32 / (iw as f32 * s), h as f32 / (ih as f32 * s));
-                set_texture(g, p.background, tex);
+                match (p.background, srgb_image) {
+                    // An 8-bit image in a linear-light composite: decoded by the sampler.
+                    (Some(param), true) => param.set_texture_srgb(g, tex),
+                    _ => set_texture(g, p.background, tex),
+                }
                 set_vec2(g, p.bg_scale, [sx, sy]);
                 set_vec2(g, p.bg_offset, [(1.0 - sx) * 0.5, (1.0 - sy) * 0.5]);
             }
@@ -515,6 +547,27 @@ fn parent_is_async(filter: SourceRef) -> bool {
 }
 
 impl Filter {
+    /// The colour spaces the filter draws in, the target's own among them: SDR 8-bit, SDR half
+    /// float, HDR (extended Rec. 709, linear, 1.0 = SDR white). libobs converts where the caller
+    /// wants another (`source_render` in obs-source.c); scRGB targets are asked for extended 709.
+    const SPACES: [ColorSpace; 3] = [
+        ColorSpace::Srgb,
+        ColorSpace::Srgb16F,
+        ColorSpace::Extended709,
+    ];
+
+    fn color_space_of(target: SourceRef) -> ColorSpace {
+        target.color_space(&Self::SPACES)
+    }
+
+    /// `video_get_color_space`: the space the filter draws in, its target's own (so an HDR
+    /// source stays HDR through it); [`ColorSpace::Srgb`] without a target.
+    pub fn color_space(&self) -> ColorSpace {
+        self.source
+            .filter_target()
+            .map_or(ColorSpace::Srgb, Self::color_space_of)
+    }
+
     /// `video_render`, with the graphics context entered. Returns false when the filter cannot
     /// draw this frame; the caller then skips the filter so the video keeps flowing.
     pub fn render(&self, g: &Graphics) -> bool {
@@ -535,12 +588,13 @@ impl Filter {
         if w == 0 || h == 0 {
             return false;
         }
+        let space = Self::color_space_of(target);
         let mut state = lock(&self.gpu);
         if state.gpu.is_none() {
             if state.error.is_some() {
                 return false;
             }
-            match Gpu::new(g) {
+            match Gpu::new(g, space) {
                 Ok(gpu) => state.gpu = Some(gpu),
                 Err(e) => {
                     log::warn!("{e}");
@@ -549,6 +603,19 @@ impl Filter {
                 }
             }
         }
+        let gpu = state.gpu.as_mut().expect("created above");
+        if let Err(e) = gpu.set_space(g, space) {
+            log::warn!("{e}");
+            return false;
+        }
+        // 8-bit targets store what the shaders write (sRGB-encoded); half-float ones are linear
+        // and not affected. libobs renders this filter with linear sRGB on (OBS_SOURCE_SRGB).
+        let _srgb_off = g.framebuffer_srgb(false);
+        set_float(
+            g,
+            gpu.p.linear_light,
+            if space.is_linear() { 1.0 } else { 0.0 },
+        );
         let started = Instant::now();
         let params = *lock(&self.params);
         // A strong reference for this render (the feed's lock is not held while drawing).

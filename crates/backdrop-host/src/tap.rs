@@ -41,6 +41,7 @@ pub fn register() {
         create: Some(tap_create),
         destroy: Some(tap_destroy),
         video_render: Some(tap_render),
+        video_get_color_space: Some(tap_color_space),
         ..Default::default()
     };
     unsafe { sys::obs_register_source_s(&info, std::mem::size_of::<sys::obs_source_info>()) };
@@ -85,6 +86,23 @@ unsafe extern "C" fn tap_destroy(data: *mut c_void) {
             drop(Box::from_raw(data as *mut Tap));
         }
     });
+}
+
+/// The tap passes its target's colour space through (an HDR source stays HDR for the filter
+/// above it); it draws exactly what a disabled filter draws.
+unsafe extern "C" fn tap_color_space(
+    data: *mut c_void,
+    count: usize,
+    preferred: *const sys::gs_color_space,
+) -> sys::gs_color_space {
+    let target = (data as *mut Tap)
+        .as_ref()
+        .and_then(|tap| tap.source.filter_target());
+    match target {
+        // libobs' own list, passed on as it is.
+        Some(t) => sys::obs_source_get_color_space(t.as_ptr(), count, preferred),
+        None => sys::gs_color_space::GS_CS_SRGB,
+    }
 }
 
 unsafe extern "C" fn tap_render(data: *mut c_void, _effect: *mut sys::gs_effect_t) {

@@ -64,6 +64,65 @@ impl Blend {
     }
 }
 
+/// A colour space of libobs' renderer (`gs_color_space`, OBS 28 and later). What the values in
+/// a render target mean: [`ColorSpace::Srgb`] is 8-bit sRGB-encoded, the others hold linear
+/// light in half floats (`GS_RGBA16F`), 1.0 being SDR white for `Srgb16F` and `Extended709` (HDR
+/// canvases let values go above it) and 80 nits for `ScRgb709`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorSpace {
+    /// `GS_CS_SRGB`: SDR, 8 bits per channel, sRGB transfer.
+    Srgb,
+    /// `GS_CS_SRGB_16F`: SDR, linear, half float.
+    Srgb16F,
+    /// `GS_CS_709_EXTENDED`: Rec. 709 primaries, linear, values above 1.0 kept (HDR).
+    Extended709,
+    /// `GS_CS_709_SCRGB`: scRGB, linear, 1.0 = 80 nits.
+    ScRgb709,
+}
+
+impl ColorSpace {
+    /// The libobs value.
+    pub fn raw(self) -> sys::gs_color_space {
+        use sys::gs_color_space as C;
+        match self {
+            ColorSpace::Srgb => C::GS_CS_SRGB,
+            ColorSpace::Srgb16F => C::GS_CS_SRGB_16F,
+            ColorSpace::Extended709 => C::GS_CS_709_EXTENDED,
+            ColorSpace::ScRgb709 => C::GS_CS_709_SCRGB,
+        }
+    }
+
+    /// From the libobs value.
+    pub fn from_raw(raw: sys::gs_color_space) -> Self {
+        use sys::gs_color_space as C;
+        match raw {
+            C::GS_CS_SRGB => ColorSpace::Srgb,
+            C::GS_CS_SRGB_16F => ColorSpace::Srgb16F,
+            C::GS_CS_709_EXTENDED => ColorSpace::Extended709,
+            C::GS_CS_709_SCRGB => ColorSpace::ScRgb709,
+        }
+    }
+
+    /// Whether render targets in this space hold linear light (every space but `Srgb`).
+    pub fn is_linear(self) -> bool {
+        self != ColorSpace::Srgb
+    }
+}
+
+/// Framebuffer sRGB encoding set for a while (`gs_enable_framebuffer_srgb`); the previous state
+/// comes back on drop.
+pub struct FramebufferSrgbGuard<'g> {
+    previous: bool,
+    _g: PhantomData<&'g ()>,
+}
+
+impl Drop for FramebufferSrgbGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: set in Graphics::framebuffer_srgb on this thread, context entered.
+        unsafe { sys::gs_enable_framebuffer_srgb(self.previous) };
+    }
+}
+
 /// A pushed blend state with a blend function; popped on drop.
 pub struct BlendGuard<'g> {
     _g: PhantomData<&'g ()>,
@@ -79,6 +138,25 @@ impl Graphics<'_> {
             sys::gs_blend_function(src.raw(), dst.raw());
         }
         BlendGuard { _g: PhantomData }
+    }
+
+    /// The colour space of the current render target (`gs_get_color_space`).
+    pub fn color_space(&self) -> ColorSpace {
+        // SAFETY: graphics context entered (self).
+        ColorSpace::from_raw(unsafe { sys::gs_get_color_space() })
+    }
+
+    /// Turns the framebuffer's sRGB encoding on or off until the guard drops. Off, an 8-bit
+    /// target stores what the shader writes; on, it encodes linear light to sRGB.
+    pub fn framebuffer_srgb(&self, enabled: bool) -> FramebufferSrgbGuard<'_> {
+        // SAFETY: graphics context entered (self).
+        let previous = unsafe { sys::gs_framebuffer_srgb_enabled() };
+        // SAFETY: as above; restored in the guard's drop.
+        unsafe { sys::gs_enable_framebuffer_srgb(enabled) };
+        FramebufferSrgbGuard {
+            previous,
+            _g: PhantomData,
+        }
     }
 }
 
@@ -108,9 +186,12 @@ impl Texture<'_> {
     }
 }
 
-/// A `gs_texrender_t`: an offscreen BGRA render target, (re)allocated at the size it is begun
-/// with.
-pub struct TexRender(NonNull<sys::gs_texrender_t>);
+/// A `gs_texrender_t`: an offscreen render target in one [`ColorSpace`] (8-bit BGRA for
+/// [`ColorSpace::Srgb`], half-float RGBA otherwise), (re)allocated at the size it is begun with.
+pub struct TexRender {
+    ptr: NonNull<sys::gs_texrender_t>,
+    space: ColorSpace,
+}
 
 // SAFETY: the texrender is only touched through a Graphics token (or in drop, which enters the
 // context), so libobs' graphics mutex serialises every use.
@@ -124,24 +205,38 @@ pub struct Rendering<'t> {
 impl Drop for Rendering<'_> {
     fn drop(&mut self) {
         // SAFETY: begun in TexRender::begin on this thread with the context entered.
-        unsafe { sys::gs_texrender_end(self.target.0.as_ptr()) }
+        unsafe { sys::gs_texrender_end(self.target.ptr.as_ptr()) }
     }
 }
 
 impl TexRender {
-    /// A BGRA texrender without depth buffer.
-    pub fn new(_g: &Graphics) -> Option<Self> {
-        // SAFETY: graphics context entered (_g).
-        NonNull::new(unsafe {
-            sys::gs_texrender_create(
-                sys::gs_color_format::GS_BGRA,
-                sys::gs_zstencil_format::GS_ZS_NONE,
-            )
-        })
-        .map(Self)
+    /// A BGRA texrender without depth buffer, in [`ColorSpace::Srgb`].
+    pub fn new(g: &Graphics) -> Option<Self> {
+        Self::with_space(g, ColorSpace::Srgb)
     }
 
-    /// Resets, begins rendering at `width` x `height` px, clears to transparent black and sets an
+    /// A texrender without depth buffer for `space`: `GS_BGRA` for `Srgb` (as [`TexRender::new`]),
+    /// `GS_RGBA16F` for the linear spaces (`gs_get_format_from_space`).
+    pub fn with_space(_g: &Graphics, space: ColorSpace) -> Option<Self> {
+        let format = if space.is_linear() {
+            sys::gs_color_format::GS_RGBA16F
+        } else {
+            sys::gs_color_format::GS_BGRA
+        };
+        // SAFETY: graphics context entered (_g).
+        NonNull::new(unsafe {
+            sys::gs_texrender_create(format, sys::gs_zstencil_format::GS_ZS_NONE)
+        })
+        .map(|ptr| Self { ptr, space })
+    }
+
+    /// The colour space this target was made for.
+    pub fn space(&self) -> ColorSpace {
+        self.space
+    }
+
+    /// Resets, begins rendering at `width` x `height` px in the target's colour space
+    /// (`gs_texrender_begin_with_color_space`), clears to transparent black and sets an
     /// orthographic projection of the same size; the render ends when the returned guard drops.
     /// `None` when the target cannot be made (size 0, out of GPU memory).
     pub fn begin<'t>(
@@ -152,8 +247,13 @@ impl TexRender {
     ) -> Option<Rendering<'t>> {
         // SAFETY: graphics context entered (_g); the texrender is live.
         unsafe {
-            sys::gs_texrender_reset(self.0.as_ptr());
-            if !sys::gs_texrender_begin(self.0.as_ptr(), width, height) {
+            sys::gs_texrender_reset(self.ptr.as_ptr());
+            if !sys::gs_texrender_begin_with_color_space(
+                self.ptr.as_ptr(),
+                width,
+                height,
+                self.space.raw(),
+            ) {
                 return None;
             }
             let clear = sys::vec4::default();
@@ -166,14 +266,14 @@ impl TexRender {
     /// The rendered texture (`None` before the first successful render).
     pub fn texture(&self) -> Option<Texture<'_>> {
         // SAFETY: reads the texrender's current texture pointer; no GPU work.
-        Texture::new(unsafe { sys::gs_texrender_get_texture(self.0.as_ptr()) })
+        Texture::new(unsafe { sys::gs_texrender_get_texture(self.ptr.as_ptr()) })
     }
 }
 
 impl Drop for TexRender {
     fn drop(&mut self) {
         // SAFETY: created by gs_texrender_create, destroyed once, context entered.
-        with_graphics(|_| unsafe { sys::gs_texrender_destroy(self.0.as_ptr()) });
+        with_graphics(|_| unsafe { sys::gs_texrender_destroy(self.ptr.as_ptr()) });
     }
 }
 
@@ -317,6 +417,12 @@ impl Param {
     pub fn set_texture(self, _g: &Graphics, texture: Texture) {
         // SAFETY: context entered; both live.
         unsafe { sys::gs_effect_set_texture(self.0.as_ptr(), texture.raw()) }
+    }
+    /// Sets a texture parameter sampled as linear light (`gs_effect_set_texture_srgb`): an 8-bit
+    /// sRGB texture is decoded by the sampler; a float texture reads as it is.
+    pub fn set_texture_srgb(self, _g: &Graphics, texture: Texture) {
+        // SAFETY: context entered; both live.
+        unsafe { sys::gs_effect_set_texture_srgb(self.0.as_ptr(), texture.raw()) }
     }
     /// Sets a float parameter.
     pub fn set_float(self, _g: &Graphics, v: f32) {

@@ -1,6 +1,6 @@
 //! A borrowed `obs_source_t`: the calls a filter makes on itself, its parent and its target.
 
-use crate::gfx::Graphics;
+use crate::gfx::{ColorSpace, Graphics};
 use crate::sys;
 use std::ptr::NonNull;
 
@@ -50,6 +50,17 @@ impl SourceRef {
                 sys::obs_source_get_base_height(self.as_ptr()),
             )
         }
+    }
+
+    /// The colour space the source draws in when asked for one of `preferred`, in order of
+    /// preference (`obs_source_get_color_space`, OBS 28 and later): an HDR media file answers
+    /// [`ColorSpace::Extended709`] where that is offered, an SDR source [`ColorSpace::Srgb`].
+    pub fn color_space(self, preferred: &[ColorSpace]) -> ColorSpace {
+        let raw: Vec<sys::gs_color_space> = preferred.iter().map(|s| s.raw()).collect();
+        // SAFETY: self is live; `raw` holds `raw.len()` values for the call's duration.
+        ColorSpace::from_raw(unsafe {
+            sys::obs_source_get_color_space(self.as_ptr(), raw.len(), raw.as_ptr())
+        })
     }
 
     fn output_flags(self) -> u32 {
