@@ -52,6 +52,10 @@ struct Session {
     work: PathBuf,
     first: Value,
     second: Value,
+    /// The `hdr` phase's result where the session ran it.
+    hdr: Option<Value>,
+    /// The phases, one OBS start each, in order.
+    phases: Vec<&'static str>,
 }
 
 impl Session {
@@ -132,14 +136,49 @@ fn prepare_home(home: &Path, plugin: Option<&Path>, major: u32, language: &str) 
     assert!(status.success(), "cannot copy the plugin folder");
 }
 
-/// Runs the two phases (first start, restart) against OBS `major` in `rootfs` ("/" for this
-/// machine's).
+/// The portrait of the HDR phases (its ground-truth mask judges the recordings).
+const HDR_PORTRAIT: u32 = 102;
+
+/// A 2 s clip of portrait [`HDR_PORTRAIT`] as HDR video: HEVC Main 10, BT.2020, PQ (SMPTE ST
+/// 2084), limited range. Its 8-bit sRGB code values are taken as PQ code values, so the brighter
+/// half of the picture lies above SDR white: what a filter that clips at SDR white would lose.
+/// Returns the clip and its size.
+fn hdr_clip() -> (PathBuf, (u32, u32)) {
+    let testdata = common::testdata().expect("testdata");
+    let image = testdata.join(format!("portraits/images/{HDR_PORTRAIT}.jpg"));
+    let (w, h) = image::image_dimensions(&image).unwrap();
+    let size = (w & !1, h & !1);
+    let clip = common::root().join(format!(
+        "target/e2e/obs-app/hdr_portrait_{HDR_PORTRAIT}.mp4"
+    ));
+    if !clip.is_file() {
+        std::fs::create_dir_all(clip.parent().unwrap()).unwrap();
+        let status = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-loop", "1", "-i"])
+            .arg(&image)
+            .args(["-t", "2", "-r", "25", "-vf"])
+            .arg(format!("crop={}:{}:0:0,format=yuv420p10le", size.0, size.1))
+            .args(["-c:v", "libx265", "-crf", "8", "-x265-params"])
+            .arg("log-level=error:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc")
+            .args(["-color_primaries", "bt2020", "-color_trc", "smpte2084"])
+            .args(["-colorspace", "bt2020nc", "-color_range", "tv"])
+            .arg(&clip)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success(), "ffmpeg cannot make the HDR clip");
+    }
+    (clip, size)
+}
+
+/// Runs the phases (first start, restart; with `hdr` also a start that sets up an HDR canvas
+/// and one on it) against OBS `major` in `rootfs` ("/" for this machine's).
 fn run_session(
     name: &str,
     rootfs: &Path,
     major: u32,
     language: &str,
     deb: Option<&Path>,
+    hdr: bool,
 ) -> Session {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let testdata = common::testdata().expect("testdata");
@@ -158,6 +197,13 @@ fn run_session(
     );
     let here = root.join("crates/backdrop-host/tests/obs_app");
     let binds = format!("{}:{}", root.display(), testdata.display());
+    let mut phases = vec!["first", "second"];
+    let (hdr_video, hdr_size) = if hdr {
+        phases.extend(["hdr_setup", "hdr"]);
+        hdr_clip()
+    } else {
+        (PathBuf::new(), (0, 0))
+    };
     let started = std::time::Instant::now();
     let output = Command::new("timeout")
         .args([
@@ -171,7 +217,7 @@ fn run_session(
         ])
         .arg("bash")
         .arg(here.join("session.sh"))
-        .args(["first", "second"])
+        .args(&phases)
         .env("OBS_ROOTFS", rootfs)
         .env("WORK", &work)
         .env("BINDS", binds)
@@ -181,6 +227,9 @@ fn run_session(
         .env("PASSWORD", PASSWORD)
         .env("VIDEO", testdata.join("video/talking_head_a.mp4"))
         .env("INSTALL_DEB", deb.unwrap_or(Path::new("")))
+        .env("HDR_VIDEO", &hdr_video)
+        .env("WIDTH", hdr_size.0.to_string())
+        .env("HEIGHT", hdr_size.1.to_string())
         .output()
         .expect("unshare runs");
     // A .deb's overlay (the installed files) went with the session's mounts.
@@ -205,7 +254,9 @@ fn run_session(
     Session {
         first: read("first"),
         second: read("second"),
+        hdr: hdr.then(|| read("hdr")),
         work,
+        phases,
     }
 }
 
@@ -275,6 +326,128 @@ fn probe_recording(path: &str) -> (f64, u64) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (duration, frames)
+}
+
+/// The PQ code value (0..1, SMPTE ST 2084 inverse EOTF) of `nits`.
+fn pq_code(nits: f64) -> f64 {
+    let (m1, m2) = (0.159_301_757_812_5, 78.843_75);
+    let (c1, c2, c3) = (0.835_937_5, 18.851_562_5, 18.687_5);
+    let y = (nits / 10_000.0).powf(m1);
+    ((c1 + c2 * y) / (1.0 + c3 * y)).powf(m2)
+}
+
+/// The luma plane of a recording's last frame as 10-bit code values, with its size.
+fn last_frame_luma(path: &str) -> (Vec<f64>, (u32, u32)) {
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["stream=width,height,pix_fmt,color_transfer", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let v: Value = serde_json::from_slice(&probe.stdout).unwrap_or(Value::Null);
+    let stream = &v["streams"][0];
+    assert_eq!(stream["color_transfer"], "smpte2084", "{path}: not PQ: {v}");
+    assert_eq!(stream["pix_fmt"], "yuv420p10le", "{path}: not 10-bit: {v}");
+    let (w, h) = (
+        stream["width"].as_u64().unwrap() as u32,
+        stream["height"].as_u64().unwrap() as u32,
+    );
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-sseof", "-0.5", "-i"])
+        .arg(path)
+        .args([
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray16le",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg runs");
+    assert_eq!(out.stdout.len(), (w * h * 2) as usize, "{path}: no frame");
+    // gray16 holds the 10-bit value shifted left by 6.
+    let luma = out
+        .stdout
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]) as f64 / 64.0)
+        .collect();
+    (luma, (w, h))
+}
+
+/// The HDR phase: on a P010 / Rec. 2100 PQ canvas, the person's highlights above SDR white
+/// pass through Backdrop (no clipping at SDR white), and the background changes (blurred).
+fn judge_hdr(hdr: &Value) {
+    assert_eq!(hdr["ok"], true, "hdr phase: {hdr}");
+    let (off, size) = last_frame_luma(hdr["recording_off"].as_str().expect("recording_off"));
+    let (on, size_on) = last_frame_luma(hdr["recording_on"].as_str().expect("recording_on"));
+    assert_eq!(size, size_on);
+    let testdata = common::testdata().unwrap();
+    let mask = testdata.join(format!("portraits/masks/{HDR_PORTRAIT}.png"));
+    let truth = common::portraits::ground_truth(&mask, size.0, size.1);
+    let background: Vec<bool> = truth.iter().map(|t| !t).collect();
+    // Pixels at least 12 px from the silhouette on either side.
+    let to_background = common::portraits::distance_to(&background, size.0, size.1);
+    let to_person = common::portraits::distance_to(&truth, size.0, size.1);
+    let person: Vec<usize> = (0..truth.len())
+        .filter(|&i| to_background[i] >= 12.0)
+        .collect();
+    let behind: Vec<usize> = (0..truth.len()).filter(|&i| to_person[i] >= 12.0).collect();
+    // SDR white is 300 nits unless the user changes it (OBS's default "SdrWhiteLevel"); 10-bit
+    // limited range puts PQ 0..1 on codes 64..940.
+    let sdr_white = 64.0 + 876.0 * pq_code(300.0);
+    let above = |luma: &[f64]| {
+        person
+            .iter()
+            .filter(|&&i| luma[i] > sdr_white + 4.0)
+            .count() as f64
+            / person.len() as f64
+    };
+    // Share of `pixels` that the filter changed by more than 8 codes (AV1 noise stays below).
+    let changed = |pixels: &[usize]| {
+        pixels
+            .iter()
+            .filter(|&&i| (off[i] - on[i]).abs() > 8.0)
+            .count() as f64
+            / pixels.len() as f64
+    };
+    let max_on = person.iter().map(|&i| on[i]).fold(0.0, f64::max);
+    let (above_off, above_on) = (above(&off), above(&on));
+    let (person_changed, behind_changed) = (changed(&person), changed(&behind));
+    println!(
+        "HDR canvas (P010, Rec. 2100 PQ), portrait {HDR_PORTRAIT}: person pixels above SDR \
+         white (code {sdr_white:.0}) {:.1} % without the filter, {:.1} % with it (highest code \
+         {max_on:.0}); changed by > 8 codes: person {:.1} %, background {:.1} %",
+        100.0 * above_off,
+        100.0 * above_on,
+        100.0 * person_changed,
+        100.0 * behind_changed
+    );
+    assert!(
+        above_off > 0.2,
+        "the clip is not HDR enough to test: {above_off}"
+    );
+    // A filter that drew in SDR would cap the person at SDR white (plus AV1 noise): the plugin
+    // before it drew in the target's colour space got 19.8 % of the person above it, all
+    // below code 632 (measured with this test).
+    assert!(
+        max_on > sdr_white + 100.0,
+        "Backdrop capped the person at code {max_on:.0} (SDR white {sdr_white:.0})"
+    );
+    assert!(
+        above_on > above_off - 0.02,
+        "Backdrop clipped the person's HDR highlights: {above_on} vs {above_off} above SDR white"
+    );
+    // Where the model's mask and the ground truth disagree the person is blurred too.
+    assert!(
+        person_changed < 0.15,
+        "the person changed: {person_changed}"
+    );
+    assert!(
+        behind_changed > 0.25,
+        "the background was not blurred: {behind_changed}"
+    );
 }
 
 /// Everything the session must show, for OBS `major` running in `language`.
@@ -378,8 +551,8 @@ fn judge(session: &Session, major: u32, language: &str) {
     }
     // The log: the plugin loaded, nothing went wrong in it.
     let logs = session.logs();
-    assert_eq!(logs.len(), 2, "one log per start");
-    for (name, log) in &logs {
+    assert_eq!(logs.len(), session.phases.len(), "one log per start");
+    for ((name, log), phase) in logs.iter().zip(&session.phases) {
         assert!(
             log.contains("[backdrop] loaded version"),
             "{name}: the plugin did not load"
@@ -389,10 +562,17 @@ fn judge(session: &Session, major: u32, language: &str) {
             log.contains(&format!("), locale {language}")),
             "{name}: the plugin was not given {language}"
         );
+        // The start that only sets up the HDR profile has no filter.
         assert!(
-            log.contains("[backdrop] model selfie_general running"),
+            *phase == "hdr_setup" || log.contains("[backdrop] model selfie_general running"),
             "{name}"
         );
+        if *phase == "hdr" {
+            assert!(
+                log.contains("format:            P010"),
+                "{name}: not a P010 canvas"
+            );
+        }
         let bad: Vec<&str> = log
             .lines()
             .filter(|l| {
@@ -419,7 +599,7 @@ fn obs_29_the_real_application_runs_backdrop() {
     if !require_root() {
         skip!("needs root (unshare for OBS's own network namespace)");
     }
-    let session = run_session("obs29", Path::new("/"), 29, "de-DE", None);
+    let session = run_session("obs29", Path::new("/"), 29, "de-DE", None, false);
     judge(&session, 29, "de-DE");
 }
 
@@ -432,8 +612,9 @@ fn obs_30_the_real_application_runs_backdrop() {
     if !require_root() {
         skip!("needs root (unshare and chroot)");
     }
-    let session = run_session("obs30", &rootfs, 30, "ja-JP", None);
+    let session = run_session("obs30", &rootfs, 30, "ja-JP", None, true);
     judge(&session, 30, "ja-JP");
+    judge_hdr(session.hdr.as_ref().unwrap());
 }
 
 #[test]
@@ -445,8 +626,9 @@ fn obs_32_the_real_application_runs_backdrop() {
     if !require_root() {
         skip!("needs root (unshare and chroot)");
     }
-    let session = run_session("obs32", &rootfs, 32, "en-US", None);
+    let session = run_session("obs32", &rootfs, 32, "en-US", None, true);
     judge(&session, 32, "en-US");
+    judge_hdr(session.hdr.as_ref().unwrap());
 }
 
 /// The package as `scripts/package-deb.sh` makes it (from `cargo build --release`'s plugin, which
@@ -477,7 +659,7 @@ fn obs_32_runs_backdrop_installed_from_the_deb() {
     let Some(deb) = build_deb() else {
         skip!("scripts/package-deb.sh failed (cmake missing? run scripts/setup.sh)")
     };
-    let session = run_session("obs32_deb", &rootfs, 32, "en-US", Some(&deb));
+    let session = run_session("obs32_deb", &rootfs, 32, "en-US", Some(&deb), false);
     judge(&session, 32, "en-US");
     // Loaded from the system folders, not a user folder.
     let logs = session.logs();

@@ -63,7 +63,7 @@ start_obs() {
     # shellcheck disable=SC2086 # OBS_ARGS is a list of words
     "${RUN[@]}" env -i HOME="$WORK/home" XDG_CONFIG_HOME="$WORK/home/.config" \
         XDG_RUNTIME_DIR="$WORK/run" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
-        xvfb-run -a -s "-screen 0 1280x720x24" \
+        xvfb-run -a -s "-screen 0 ${XVFB_SCREEN:-1280x720x24}" \
         ${OBS_WRAPPER:-} obs --minimize-to-tray --disable-updater --multi --disable-shutdown-check \
         --websocket_port "$PORT" --websocket_password "$PASSWORD" --websocket_ipv4_only \
         ${OBS_ARGS:-} >"$WORK/obs-$phase.out" 2>&1 &
