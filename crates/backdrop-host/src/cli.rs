@@ -140,6 +140,10 @@ pub struct Args {
     /// taking the result
     #[arg(long, value_name = "N", default_value_t = 3, help_heading = "Timing")]
     settle: u64,
+    /// run mode: once --frames or --duration is reached, go on until the filter has published
+    /// N masks (a slow model on a busy machine), within --timeout-s
+    #[arg(long, value_name = "N", help_heading = "Timing")]
+    min_masks: Option<u64>,
     /// bound on every wait
     #[arg(long = "timeout-s", value_name = "SECONDS", default_value = "30", value_parser = positive_seconds, help_heading = "Timing")]
     timeout_s: f64,
@@ -459,6 +463,8 @@ pub struct Options {
     pub record: Option<PathBuf>,
     pub stills: u32,
     pub settle: u64,
+    /// `--min-masks`.
+    pub min_masks: Option<u64>,
     pub timeout: Duration,
     pub remove_filter_after_frames: Option<u64>,
     pub settings_storm: Option<u32>,
@@ -577,6 +583,7 @@ impl TryFrom<Args> for Options {
             record: a.record,
             stills: a.stills,
             settle: a.settle,
+            min_masks: a.min_masks,
             timeout: Duration::from_secs_f64(a.timeout_s),
             remove_filter_after_frames: a.remove_filter_after_frames,
             settings_storm: a.settings_storm,

@@ -785,8 +785,12 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         if source_size == (0, 0) {
             source_size = chain.size();
         }
-        let reached = o.frames.is_some_and(|n| frames >= n)
-            || o.duration.is_some_and(|d| elapsed.as_secs_f64() >= d)
+        let reached = (o.frames.is_some_and(|n| frames >= n)
+            || o.duration.is_some_and(|d| elapsed.as_secs_f64() >= d))
+            && o.min_masks.is_none_or(|n| {
+                let stats = chain.stats();
+                stats.as_ref().and_then(sources::mask_frames).unwrap_or(0) >= n
+            })
             || media_ended
             || interrupted();
         let grace_over = match (removal_planned, removal_at) {

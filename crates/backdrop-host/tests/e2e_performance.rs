@@ -175,21 +175,16 @@ fn a_second_view_draws_the_frames_result_again_without_repeating_the_work() {
         "{} draws for {rendered} frames",
         stat(&two, "draws")
     );
-    // The worker sees each new source frame once, however many views draw it.
-    assert!(
-        stat(&two, "frames_staged") <= stat(&two, "frames_new"),
-        "{} staged for {} new frames",
-        stat(&two, "frames_staged"),
-        stat(&two, "frames_new")
-    );
-    // Lag differs between the two runs: within a tenth, or 3 frames.
-    let tolerance = (stat(&one, "frames_staged") / 10).max(3);
-    assert!(
-        (stat(&two, "frames_staged") - stat(&one, "frames_staged")).abs() <= tolerance,
-        "staged {} with two views, {} with one",
-        stat(&two, "frames_staged"),
-        stat(&one, "frames_staged")
-    );
+    // The worker sees each new source frame once, however many views draw it: none repeated,
+    // none skipped (the runs' own counts: a loaded machine lags a different number of frames
+    // in each run, seen 57 and 48 rendered of 60).
+    for (name, run) in [("1 view", &one), ("2 views", &two)] {
+        let (staged, new) = (stat(run, "frames_staged"), stat(run, "frames_new"));
+        assert!(
+            staged <= new && staged + 3 >= new,
+            "{name}: {staged} staged for {new} new frames"
+        );
+    }
     // Both views show the same picture: the person kept over the blurred background.
     let (original, result) = common::host::Rgba::load(&two.out.join("still_0001.png")).halves();
     assert!(original.mean_abs_diff(&result) > 2.0, "background blurred");
