@@ -96,8 +96,9 @@ pub struct PerfArgs {
     #[arg(long, value_name = "LIST", default_value = "720,1080", value_parser = parse_resolutions)]
     resolutions: Resolutions,
     /// comma-separated, run at every resolution: none, passthrough, blur, color, image,
-    /// transparent, pixelate, focal, hologram, source, video, blur-still (default: all at 720p,
-    /// none,passthrough,blur at 1080p)
+    /// transparent, pixelate, focal, hologram, source, video, blur-still, blur-every (every
+    /// frame inferred), blur-stillbg (a still person over a moving background),
+    /// blur-stillbg-every (default: all at 720p, none,passthrough,blur at 1080p)
     #[arg(long, value_name = "LIST", value_parser = parse_scenarios)]
     scenarios: Option<Scenarios>,
     /// bare Session::run calls per Backdrop run (0 = off)

@@ -28,6 +28,8 @@ pub const FPS: u32 = 30;
 const NOISE: &str = "noise=alls=3:allf=t";
 /// Padding colour beside the scaled-up square clip (the clip's wall, roughly).
 const PAD_COLOR: &str = "0x8a8780";
+/// The portrait (shared test data) of the still-person clip.
+const STILL_PERSON: u32 = 102;
 
 /// Which clip a scenario plays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +38,9 @@ pub enum Clip {
     Talking,
     /// Its first frame held, with sensor-like noise.
     Still,
+    /// A portrait held still (cut out with its ground-truth mask) in front of a moving
+    /// background (ffmpeg's Mandelbrot zoom): a television or a window behind the user.
+    StillPersonMovingBackground,
 }
 
 /// One scenario: a filter configuration on a clip.
@@ -47,6 +52,8 @@ pub struct Scenario {
     pub clip: Clip,
     /// `None`: no filter; `Some("passthrough")`: OBS's color filter; else the Backdrop mode.
     pub filter: Option<&'static str>,
+    /// Filter settings of this scenario (`--set KEY=VALUE`), before the bench's own `--set`.
+    pub settings: &'static [&'static str],
 }
 
 impl Scenario {
@@ -56,78 +63,111 @@ impl Scenario {
 }
 
 /// Every scenario, in table order.
-pub const SCENARIOS: [Scenario; 12] = [
+pub const SCENARIOS: [Scenario; 15] = [
     Scenario {
         name: "none",
         label: "no filter",
         clip: Clip::Talking,
         filter: None,
+        settings: &[],
     },
     Scenario {
         name: "passthrough",
         label: "pass-through filter",
         clip: Clip::Talking,
         filter: Some("passthrough"),
+        settings: &[],
     },
     Scenario {
         name: "blur",
         label: "Backdrop blur",
         clip: Clip::Talking,
         filter: Some("blur"),
+        settings: &[],
     },
     Scenario {
         name: "color",
         label: "Backdrop color",
         clip: Clip::Talking,
         filter: Some("color"),
+        settings: &[],
     },
     Scenario {
         name: "image",
         label: "Backdrop image",
         clip: Clip::Talking,
         filter: Some("image"),
+        settings: &[],
     },
     Scenario {
         name: "transparent",
         label: "Backdrop transparent",
         clip: Clip::Talking,
         filter: Some("transparent"),
+        settings: &[],
     },
     Scenario {
         name: "pixelate",
         label: "Backdrop pixelate",
         clip: Clip::Talking,
         filter: Some("pixelate"),
+        settings: &[],
     },
     Scenario {
         name: "focal",
         label: "Backdrop focal blur",
         clip: Clip::Talking,
         filter: Some("focal"),
+        settings: &[],
     },
     Scenario {
         name: "hologram",
         label: "Backdrop color + hologram",
         clip: Clip::Talking,
         filter: Some("hologram"),
+        settings: &[],
     },
     Scenario {
         name: "source",
         label: "Backdrop source (media source)",
         clip: Clip::Talking,
         filter: Some("source"),
+        settings: &[],
     },
     Scenario {
         name: "video",
         label: "Backdrop video file",
         clip: Clip::Talking,
         filter: Some("video"),
+        settings: &[],
     },
     Scenario {
         name: "blur-still",
         label: "Backdrop blur, still person",
         clip: Clip::Still,
         filter: Some("blur"),
+        settings: &[],
+    },
+    Scenario {
+        name: "blur-every",
+        label: "Backdrop blur, every frame inferred",
+        clip: Clip::Talking,
+        filter: Some("blur"),
+        settings: &["motion_threshold=0"],
+    },
+    Scenario {
+        name: "blur-stillbg",
+        label: "Backdrop blur, still person, moving background",
+        clip: Clip::StillPersonMovingBackground,
+        filter: Some("blur"),
+        settings: &[],
+    },
+    Scenario {
+        name: "blur-stillbg-every",
+        label: "Backdrop blur, still person, moving background, every frame inferred",
+        clip: Clip::StillPersonMovingBackground,
+        filter: Some("blur"),
+        settings: &["motion_threshold=0"],
     },
 ];
 
@@ -199,6 +239,7 @@ fn scenarios_for(opts: &PerfOptions, res: Resolution) -> Vec<Scenario> {
 struct Inputs {
     talking: PathBuf,
     still: PathBuf,
+    still_person: PathBuf,
     background: PathBuf,
 }
 
@@ -256,6 +297,7 @@ fn make_inputs(opts: &PerfOptions, res: Resolution, length_s: u32) -> Result<Inp
     let inputs = Inputs {
         talking: dir.join(format!("talking_head_{tag}.mp4")),
         still: dir.join(format!("still_{tag}.mp4")),
+        still_person: dir.join(format!("still_person_{STILL_PERSON}_{tag}.mp4")),
         background: dir.join(format!("background_{}x{}.png", res.width, res.height)),
     };
     let src = &opts.video;
@@ -311,6 +353,44 @@ fn make_inputs(opts: &PerfOptions, res: Resolution, length_s: u32) -> Result<Inp
         a.extend([s("-t"), length_s.to_string(), s("-f"), s("mp4")]);
         a.push(tmp.display().to_string());
         ffmpeg(&a, "the still clip")
+    })?;
+    cached(&inputs.still_person, |tmp| {
+        // The shared test data: video/<clip> beside portraits/{images,masks}.
+        let portraits = src
+            .parent()
+            .and_then(Path::parent)
+            .map(|d| d.join("portraits"))
+            .context("no portraits folder beside the video's folder")?;
+        let (w, h) = (res.width, res.height);
+        let mut a = vec![s("-f"), s("lavfi"), s("-i")];
+        a.push(format!("mandelbrot=size={w}x{h}:rate={FPS}"));
+        for part in ["images", "masks"] {
+            let ext = if part == "images" { "jpg" } else { "png" };
+            a.extend([
+                s("-loop"),
+                s("1"),
+                s("-framerate"),
+                FPS.to_string(),
+                s("-i"),
+            ]);
+            a.push(
+                portraits
+                    .join(format!("{part}/{STILL_PERSON}.{ext}"))
+                    .display()
+                    .to_string(),
+            );
+        }
+        // The portrait at the canvas height, centred, cut out by its mask (scaled to the
+        // portrait's size: some masks are smaller), over the zoom.
+        a.push(s("-filter_complex"));
+        a.push(format!(
+            "[1]scale=-2:{h}[p];[2][p]scale2ref[m][p2];[m]format=gray[a];[p2][a]alphamerge[fg];\
+             [0][fg]overlay=(W-w)/2:H-h,{NOISE},format=yuv420p"
+        ));
+        a.extend(X264.iter().skip_while(|x| **x != "-c:v").map(|x| s(*x)));
+        a.extend([s("-t"), length_s.to_string(), s("-f"), s("mp4")]);
+        a.push(tmp.display().to_string());
+        ffmpeg(&a, "the still-person clip")
     })?;
     cached(&inputs.background, |tmp| {
         ffmpeg(
@@ -679,6 +759,7 @@ fn run_process(
     let input = match scenario.clip {
         Clip::Talking => &inputs.talking,
         Clip::Still => &inputs.still,
+        Clip::StillPersonMovingBackground => &inputs.still_person,
     };
     args.extend([s("--input"), input.display().to_string()]);
     args.extend([s("--out"), out.display().to_string()]);
@@ -723,6 +804,9 @@ fn run_process(
                 args.extend([s("--bare-inference-runs"), opts.bare_runs.to_string()]);
             }
         }
+    }
+    for kv in scenario.settings {
+        args.extend([s("--set"), kv.to_string()]);
     }
     for kv in &opts.set {
         if scenario.backdrop() {
@@ -977,6 +1061,12 @@ fn rendered_fps(r: &Row) -> Option<f64> {
 
 /// Worker cores scaled to 30 rendered frames a second (the worker's work follows the frames the
 /// filter renders; when OBS lags there are fewer).
+/// Share of the frames handed to the worker that it inferred (the rest skipped for no motion).
+fn inferred_share(r: &Row) -> Option<f64> {
+    let (inferred, skipped) = (r.inferred?, r.skipped_inference?);
+    (inferred + skipped > 0.0).then(|| inferred / (inferred + skipped))
+}
+
 fn worker_cores_at_30(r: &Row) -> Option<f64> {
     let fps = rendered_fps(r).filter(|f| *f > 0.0)?;
     Some(r.worker_cores? * FPS as f64 / fps)
@@ -1047,6 +1137,28 @@ pub fn comparisons(all_rounds: &[Row]) -> String {
         "- still / moving worker cores (blur): {}",
         num(ratio(still, moving), 2)
     );
+    // Motion gating: the gated scenario's worker against inferring every frame, same clip.
+    for (gated, every, what) in [
+        ("blur", "blur-every", "talking head"),
+        (
+            "blur-stillbg",
+            "blur-stillbg-every",
+            "still person, moving background",
+        ),
+    ] {
+        let (g, e) = (find_first(gated), find_first(every));
+        let cores = |r: Option<&Row>| r.and_then(worker_cores_at_30);
+        let _ = writeln!(
+            out,
+            "- motion-gated / every-frame worker cores ({what}): {} ({} / {} cores at 30 fps; \
+             inferred {} / {} of the frames)",
+            num(ratio(cores(g), cores(e)), 2),
+            num(cores(g), 3),
+            num(cores(e), 3),
+            num(g.and_then(inferred_share), 2),
+            num(e.and_then(inferred_share), 2),
+        );
+    }
     let per_round = |name: &str| -> Vec<(u32, f64)> {
         all_rounds
             .iter()

@@ -64,6 +64,102 @@ fn a_still_picture_is_inferred_rarely_and_a_talking_head_every_frame() {
     assert_eq!(stat(&run, "frames_skipped"), 0, "{}", run.stats());
 }
 
+/// Portrait 102 (its ground-truth mask cuts it out) held still at the canvas height, centred,
+/// over ffmpeg's Mandelbrot zoom: a busy, moving background right behind and between the arms.
+/// Returns the clip and the person's mask on the canvas.
+fn still_person_before_a_moving_background(
+    testdata: &std::path::Path,
+    (w, h): (u32, u32),
+) -> (std::path::PathBuf, Vec<bool>) {
+    let image = testdata.join("portraits/images/102.jpg");
+    let mask = testdata.join("portraits/masks/102.png");
+    let clip = common::root().join(format!("target/e2e/still_person_102_{w}x{h}.mp4"));
+    if !clip.is_file() {
+        std::fs::create_dir_all(clip.parent().unwrap()).unwrap();
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("mandelbrot=size={w}x{h}:rate=30"))
+            .args(["-loop", "1", "-framerate", "30", "-i"])
+            .arg(&image)
+            .args(["-loop", "1", "-framerate", "30", "-i"])
+            .arg(&mask)
+            .arg("-filter_complex")
+            .arg(format!(
+                "[1]scale=-2:{h}[p];[2][p]scale2ref[m][p2];[m]format=gray[a];\
+                 [p2][a]alphamerge[fg];[0][fg]overlay=(W-w)/2:H-h,format=yuv420p"
+            ))
+            .args([
+                "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-t", "8",
+            ])
+            .arg(&clip)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success(), "ffmpeg cannot make the clip");
+    }
+    // The same placement of the mask on the canvas.
+    let (iw, ih) = image::image_dimensions(&image).unwrap();
+    let pw = ((h as f64 * iw as f64 / ih as f64 / 2.0).round() as u32) * 2;
+    let person = common::portraits::ground_truth(&mask, pw, h);
+    let x0 = (w - pw) / 2;
+    let canvas = (0..w * h)
+        .map(|i| {
+            let (x, y) = (i % w, i / w);
+            x >= x0 && x < x0 + pw && person[(y * pw + x - x0) as usize]
+        })
+        .collect();
+    (clip, canvas)
+}
+
+#[test]
+fn a_still_person_before_a_moving_background_is_inferred_rarely() {
+    let testdata = require!(testdata);
+    let plugin = require!(plugin);
+    let size = (960, 540);
+    let (clip, truth) = still_person_before_a_moving_background(&testdata, size);
+    let run = host::run(
+        "still_person_moving_background",
+        &plugin,
+        &[
+            "--input",
+            clip.to_str().unwrap(),
+            "--loop",
+            "--frames",
+            "150",
+            "--mode",
+            "color",
+            "--color",
+            "00FF00",
+            "--stills",
+            "1",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (inferred, skipped) = (stat(&run, "frames_inferred"), stat(&run, "frames_skipped"));
+    let share = inferred as f64 / (inferred + skipped).max(1) as f64;
+    // The mask still fits the person: the kept pixels against the ground truth.
+    let (_, result) = common::host::Rgba::load(&run.out.join("still_0001.png")).halves();
+    assert_eq!((result.width, result.height), size);
+    let (mut inter, mut union) = (0usize, 0usize);
+    for (i, p) in result.px.chunks_exact(4).enumerate() {
+        let kept = !(p[0] < 40 && p[1] > 215 && p[2] < 40);
+        inter += (kept && truth[i]) as usize;
+        union += (kept || truth[i]) as usize;
+    }
+    let iou = inter as f64 / union.max(1) as f64;
+    println!(
+        "still person, moving background, 150 frames: inferred {inferred}, skipped {skipped} \
+         ({:.0} % inferred); IoU of the kept person with the ground truth {iou:.3}",
+        100.0 * share
+    );
+    // Without the person-only measure every frame was inferred (the background moves).
+    assert!(
+        share < 0.35,
+        "the moving background keeps the model busy: {share}"
+    );
+    assert!(iou > 0.9, "the mask does not fit the person: IoU {iou}");
+}
+
 #[test]
 fn every_third_frame_is_handed_to_the_worker() {
     let testdata = require!(testdata);

@@ -355,6 +355,11 @@ struct Steps {
     /// The last frame inferred, for the motion measure (cleared when anything else changes).
     last_inferred: Vec<u8>,
     last_region: Region,
+    /// The pixels of the small frame where the last mask saw the person
+    /// (`motion::person_pixels`): the motion measure looks only there, the whole frame while
+    /// `has_person` is false (so anyone who enters is found at once).
+    person_pixels: Vec<u8>,
+    has_person: bool,
     skipped_in_row: u32,
     tracker: RegionTracker,
     source_size: (u32, u32),
@@ -459,18 +464,22 @@ impl Steps {
         true
     }
 
-    /// Skips inference when nothing moved since the last inferred frame of the same region (at
-    /// most `MAX_SKIPPED_IN_A_ROW` times in a row): the published mask is still right.
+    /// Skips inference when the person did not move since the last inferred frame of the same
+    /// region: no block of the pixels the last mask gave them changed by `motion_threshold` (the
+    /// whole frame while the last mask had nobody). At most `MAX_SKIPPED_IN_A_ROW` times in a row,
+    /// so the rest of the frame is looked at that often: someone entering beside the person is
+    /// found within `MAX_SKIPPED_IN_A_ROW + 1` frames.
     fn skip_if_still(&mut self, shared: &Shared) -> bool {
         let f = &self.frame;
         if self.motion_threshold > 0.0
             && self.skipped_in_row < MAX_SKIPPED_IN_A_ROW
             && f.region == self.last_region
-            && motion::block_change(
+            && motion::block_change_where(
                 &self.last_inferred,
                 &f.bgra,
                 f.width as usize,
                 f.height as usize,
+                self.has_person.then_some(self.person_pixels.as_slice()),
             ) < self.motion_threshold
         {
             self.skipped_in_row += 1;
@@ -548,6 +557,12 @@ impl Steps {
         // keep this frame for the motion measure without a copy: `submit` resizes and
         // overwrites the buffer that goes back in exchange
         std::mem::swap(&mut self.last_inferred, &mut self.frame.bgra);
+        self.has_person = motion::person_pixels(
+            &self.mask,
+            (mw, mh),
+            (self.frame.width as usize, self.frame.height as usize),
+            &mut self.person_pixels,
+        );
         self.refiner.swap_coefficients(&mut self.coefficients); // without a copy
         {
             let mut out = lock(&shared.output);
