@@ -20,6 +20,11 @@ use std::time::Instant;
 /// its copy has finished, so a map never waits on the GPU.
 const RING: usize = 2;
 
+/// Widest image (px) the blur passes run on; wider sources are downscaled at least to it first.
+/// At 960 px a 1080p source blurs at half size (as strength 8 did anyway) and a 4K one at a
+/// quarter, where strength 8's taps are half a texel apart: still a smooth Gaussian.
+const MAX_BLUR_WIDTH: f32 = 960.0;
+
 /// What one [`Gpu::exchange`] did.
 #[derive(Default)]
 struct Exchange {
@@ -434,7 +439,12 @@ impl Gpu {
         (a, b): (&mut TexRender, &mut TexRender),
     ) -> bool {
         // Gaussian sigma ~ strength / 2 px at full size; taps are sigma / 2 apart (see effect).
-        let factor = (strength / 4.0).floor().max(1.0);
+        // The blurred image is never wider than MAX_BLUR_WIDTH: a weak blur of a 4K source would
+        // otherwise run its passes at half size (docs/performance.md, 4K).
+        let factor = (strength / 4.0)
+            .floor()
+            .max(1.0)
+            .max((width as f32 / MAX_BLUR_WIDTH).ceil());
         let bw = ((width as f32 / factor).ceil() as u32).max(1);
         let bh = ((height as f32 / factor).ceil() as u32).max(1);
         let step = (strength / (4.0 * factor)).max(0.25);
