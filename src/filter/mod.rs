@@ -313,9 +313,16 @@ impl Filter {
                 gpu.readback_bytes,
             )
         };
-        let (inferred, skipped, confirmed, region, detections) = {
+        let (inferred, skipped, warped, confirmed, region, detections) = {
             let o = lock(&shared.output);
-            (o.inferred, o.skipped, o.confirmed, o.region, o.detections)
+            (
+                o.inferred,
+                o.skipped,
+                o.warped,
+                o.confirmed,
+                o.region,
+                o.detections,
+            )
         };
         let t = lock(&shared.timings);
         let q = |r: &backdrop_core::segmentation::stats::Rolling, p: f64| r.quantile(p);
@@ -335,6 +342,8 @@ impl Filter {
             "masks_published": mask_frames,
             "frames_inferred": inferred,
             "frames_skipped": skipped,
+            // shown with the last inferred mask moved along the person's motion (cadence)
+            "frames_warped": warped,
             "readback_ms_median": q(&readback_ms, 0.5),
             "readback_ms_p95": q(&readback_ms, 0.95),
             "readback_bytes_per_frame": if frames > 0 { readback_bytes as f64 / frames as f64 } else { 0.0 },
@@ -363,6 +372,9 @@ impl Filter {
             // thread CPU time (preemption left out)
             "inference_cpu_ms_median": q(&t.inference_cpu, 0.5),
             "worker_cpu_ms_median": q(&t.total_cpu, 0.5),
+            // a warped frame: motion search + warp (thread CPU)
+            "warp_ms_median": q(&t.warp, 0.5),
+            "warp_cpu_ms_median": q(&t.warp_cpu, 0.5),
             "render_ms_median": q(&render_ms, 0.5),
             "render_ms_p95": q(&render_ms, 0.95),
             "mask_age_median": q(&mask_age, 0.5),

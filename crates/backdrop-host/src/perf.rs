@@ -31,13 +31,14 @@ pub const GRAPHICS_COMM_PREFIX: &str = "libobs: graphic";
 /// How often OBS's average frame time is sampled.
 const FRAME_TIME_EVERY: Duration = Duration::from_millis(250);
 /// Filter stats counters reported as deltas over the window.
-const STAT_COUNTERS: [&str; 8] = [
+const STAT_COUNTERS: [&str; 9] = [
     "masks_published",
     "frames_rendered",
     "frames_dropped",
     "mask_frames",
     "frames_inferred",
     "frames_skipped",
+    "frames_warped",
     "frames_confirmed",
     "readback_frames",
 ];

@@ -34,27 +34,44 @@ pub fn person_pixels(
     if mask.len() < mask_width * mask_height || mask_width == 0 || mask_height == 0 {
         return false;
     }
-    let at = |x: usize, y: usize| {
-        mask[(y.min(height - 1) * mask_height / height) * mask_width
-            + x.min(width - 1) * mask_width / width]
-            > PERSON_PROBABILITY
-    };
+    // the mask resampled (nearest) to the frame, thresholded: one byte per pixel, kept in the
+    // alpha bytes of `pixels` until the colour bytes are written
+    for y in 0..height {
+        let row = &mask[(y * mask_height / height) * mask_width..][..mask_width];
+        let out = &mut pixels[y * width * 4..][..width * 4];
+        // mask column floor(x * mask_width / width), stepped without a division per pixel
+        let (mut mx, mut acc) = (0, 0);
+        for o in out.chunks_exact_mut(4) {
+            o[3] = (row[mx.min(mask_width - 1)] > PERSON_PROBABILITY) as u8;
+            acc += mask_width;
+            while acc >= width {
+                acc -= width;
+                mx += 1;
+            }
+        }
+    }
     let e = PERSON_INSET;
+    let inside = |pixels: &[u8], x: usize, y: usize| pixels[(y * width + x) * 4 + 3] != 0;
     let mut found = false;
     for y in 0..height {
+        let (up, down) = (y.saturating_sub(e), (y + e).min(height - 1));
         for x in 0..width {
             // Inside the person by PERSON_INSET px on all four sides: pixels at the edge mix
             // in what is behind (hair, motion blur), and that may move.
-            if at(x, y)
-                && at(x.saturating_sub(e), y)
-                && at(x + e, y)
-                && at(x, y.saturating_sub(e))
-                && at(x, y + e)
+            if inside(pixels, x, y)
+                && inside(pixels, x.saturating_sub(e), y)
+                && inside(pixels, (x + e).min(width - 1), y)
+                && inside(pixels, x, up)
+                && inside(pixels, x, down)
             {
                 pixels[(y * width + x) * 4..][..3].fill(255);
                 found = true;
             }
         }
+    }
+    // alpha bytes back to 0, as documented
+    for p in pixels.chunks_exact_mut(4) {
+        p[3] = 0;
     }
     found
 }

@@ -3,8 +3,8 @@
 //! one, a mask not yet uploaded is overwritten by a newer one. Nothing queues, and the graphics
 //! thread never waits for inference (it only takes short, uncontended locks to swap buffers).
 
+use super::cadence::{Cadence, CadenceParams, Step};
 use super::manifest::Manifest;
-use super::motion;
 use super::runtime::{self, Provider};
 use super::session::{Model, SessionOptions};
 use super::stats::Rolling;
@@ -27,9 +27,10 @@ pub struct Request {
     pub manifest: Result<Manifest, String>,
     /// Mask refinement applied after inference.
     pub refine: RefineParams,
-    /// Skip inference while no block of the small frame changed by more than this many levels
-    /// (0..255, see `motion::block_change`) since the last inferred frame; 0 = never skip.
-    pub motion_threshold: f32,
+    /// Which frames are inferred, and what is shown for the others (see `cadence`).
+    pub cadence: CadenceParams,
+    /// Also infer the mirrored frame and average the masks (`Model::add_mirrored_pass`).
+    pub mirror_average: bool,
     pub session: SessionOptions,
     /// Which part of the frame the model sees (see `mask::roi`).
     pub aspect: AspectMode,
@@ -41,7 +42,8 @@ impl Default for Request {
         Self {
             manifest: Err("no model chosen yet".into()),
             refine: RefineParams::default(),
-            motion_threshold: 0.0,
+            cadence: CadenceParams::default(),
+            mirror_average: false,
             session: SessionOptions::default(),
             aspect: AspectMode::default(),
         }
@@ -81,6 +83,8 @@ pub struct MaskSlot {
     pub inferred: u64,
     /// Frames whose inference was skipped because nothing moved.
     pub skipped: u64,
+    /// Frames shown with the last inferred mask moved along the person's motion.
+    pub warped: u64,
     /// The region of the source frame the mask covers (frame uv; see `mask::roi`).
     pub region: Region,
     /// The region the graphics thread should downscale next.
@@ -89,9 +93,7 @@ pub struct MaskSlot {
     pub detections: u64,
 }
 
-/// Longest run of frames whose inference is skipped for lack of motion: a mask is refreshed
-/// at least this often (about 0.5 s at 30 fps) so slow changes (light) are followed.
-pub const MAX_SKIPPED_IN_A_ROW: u32 = 15;
+pub use super::cadence::MAX_SKIPPED_IN_A_ROW;
 
 /// Nice value of the worker thread (Linux; 0 is a normal thread, 19 the lowest priority).
 /// When the CPU is saturated (software rendering, a busy encoder), OBS's own graphics, video and
@@ -175,6 +177,10 @@ pub struct Timings {
     pub inference_cpu: Rolling,
     /// The worker thread's CPU time for pre + inference + post, ms.
     pub total_cpu: Rolling,
+    /// Motion search and warp of one warped frame (the choice included): wall-clock and
+    /// thread CPU, ms.
+    pub warp: Rolling,
+    pub warp_cpu: Rolling,
 }
 
 impl Default for Timings {
@@ -186,6 +192,8 @@ impl Default for Timings {
             total: Rolling::new(300),
             inference_cpu: Rolling::new(300),
             total_cpu: Rolling::new(300),
+            warp: Rolling::new(300),
+            warp_cpu: Rolling::new(300),
         }
     }
 }
@@ -346,21 +354,17 @@ struct Steps {
     loaded_version: u64,
     refine: RefineParams,
     refiner: Refiner,
-    motion_threshold: f32,
+    /// Chooses the frames to infer and keeps what warping needs.
+    cadence: Cadence,
+    /// Infer the mirrored frame too; its scratch buffers.
+    mirror_average: bool,
+    mirrored: Vec<u8>,
+    first_pass: Vec<f32>,
     /// The frame being worked on (swapped with the input slot, never copied).
     frame: Frame,
     /// The model's probability plane of `frame`, refined in place.
     mask: Vec<f32>,
     coefficients: Vec<f32>,
-    /// The last frame inferred, for the motion measure (cleared when anything else changes).
-    last_inferred: Vec<u8>,
-    last_region: Region,
-    /// The pixels of the small frame where the last mask saw the person
-    /// (`motion::person_pixels`): the motion measure looks only there, the whole frame while
-    /// `has_person` is false (so anyone who enters is found at once).
-    person_pixels: Vec<u8>,
-    has_person: bool,
-    skipped_in_row: u32,
     tracker: RegionTracker,
     source_size: (u32, u32),
 }
@@ -382,8 +386,20 @@ fn run(shared: &Shared) {
     let mut steps = Steps::default();
     while let Some(has_frame) = steps.wait(shared) {
         steps.apply_request(shared);
-        if !has_frame || !steps.frame_fits_model() || steps.skip_if_still(shared) {
+        if !has_frame || !steps.frame_fits_model() {
             continue;
+        }
+        let chosen_at = now();
+        match steps.choose() {
+            Step::Infer => {}
+            Step::Keep => {
+                steps.keep(shared);
+                continue;
+            }
+            Step::Warp => {
+                steps.warp(shared, chosen_at);
+                continue;
+            }
         }
         let Some(times) = steps.infer(shared) else {
             continue;
@@ -425,8 +441,8 @@ impl Steps {
         let request = lock(&shared.request).1.clone();
         self.loaded_version = version;
         self.refine = request.refine;
-        self.motion_threshold = request.motion_threshold;
-        self.last_inferred.clear(); // settings changed: the next frame is inferred
+        self.cadence.set_params(request.cadence); // the next frame is inferred
+        self.mirror_average = request.mirror_average;
         if request.aspect != self.tracker.mode() {
             self.tracker = RegionTracker::new(request.aspect);
             self.refiner.reset();
@@ -464,33 +480,41 @@ impl Steps {
         true
     }
 
-    /// Skips inference when the person did not move since the last inferred frame of the same
-    /// region: no block of the pixels the last mask gave them changed by `motion_threshold` (the
-    /// whole frame while the last mask had nobody). At most `MAX_SKIPPED_IN_A_ROW` times in a row,
-    /// so the rest of the frame is looked at that often: someone entering beside the person is
-    /// found within `MAX_SKIPPED_IN_A_ROW + 1` frames.
-    fn skip_if_still(&mut self, shared: &Shared) -> bool {
+    /// Chooses what to do with the frame (see `cadence`).
+    fn choose(&mut self) -> Step {
         let f = &self.frame;
-        if self.motion_threshold > 0.0
-            && self.skipped_in_row < MAX_SKIPPED_IN_A_ROW
-            && f.region == self.last_region
-            && motion::block_change_where(
-                &self.last_inferred,
-                &f.bgra,
-                f.width as usize,
-                f.height as usize,
-                self.has_person.then_some(self.person_pixels.as_slice()),
-            ) < self.motion_threshold
+        self.cadence
+            .decide(&f.bgra, (f.width as usize, f.height as usize), f.region)
+    }
+
+    /// The person did not move: the mask shown stays, and is current for this frame.
+    fn keep(&mut self, shared: &Shared) {
+        let mut out = lock(&shared.output);
+        out.frame = self.frame.frame;
+        out.confirmed += 1;
+        out.skipped += 1;
+    }
+
+    /// The person moved little: publishes the last inferred mask moved with them, for this
+    /// frame (its region and the next region stay those of the last inference).
+    /// `(start, cpu)`: when the choice began (the motion search is part of a warp's cost).
+    fn warp(&mut self, shared: &Shared, (start, cpu): (Instant, f64)) {
+        self.cadence.warp(&mut self.coefficients);
+        let (mw, mh) = self.cadence.mask_size();
         {
-            self.skipped_in_row += 1;
             let mut out = lock(&shared.output);
-            out.frame = f.frame;
+            std::mem::swap(&mut out.coefficients, &mut self.coefficients);
+            out.width = mw as u32;
+            out.height = mh as u32;
+            out.frame = self.frame.frame;
+            out.sequence += 1;
             out.confirmed += 1;
-            out.skipped += 1;
-            return true;
+            out.warped += 1;
         }
-        self.skipped_in_row = 0;
-        false
+        let (end, cpu_end) = now();
+        let mut t = lock(&shared.timings);
+        t.warp.push((end - start).as_secs_f64() * 1e3);
+        t.warp_cpu.push(cpu_end - cpu);
     }
 
     /// Packs the frame into the input tensor and runs the model; the probability plane lands in
@@ -500,7 +524,15 @@ impl Steps {
         let start = now();
         m.preprocess(&self.frame.bgra, self.frame.width as usize * 4);
         let preprocessed = now();
-        let result = m.run().map(|_| ());
+        let mut result = m.run().map(|_| ());
+        if result.is_ok() && self.mirror_average {
+            result = m.add_mirrored_pass(
+                &self.frame.bgra,
+                self.frame.width as usize * 4,
+                &mut self.mirrored,
+                &mut self.first_pass,
+            );
+        }
         let inferred = now();
         if let Err(e) = result {
             shared.set_state(State::Error(ErrorKind::Inference, e));
@@ -533,7 +565,6 @@ impl Steps {
             out.detections += 1;
             return false;
         }
-        self.last_region = f.region;
         let (gw, gh) = (f.width as usize, f.height as usize);
         self.refiner.refine(
             &mut self.mask,
@@ -554,16 +585,18 @@ impl Steps {
         let Some(m) = &self.model else { return };
         let (mw, mh) = m.output_size();
         let next_region = self.tracker.region(self.frame.source_size, m.input_size());
-        // keep this frame for the motion measure without a copy: `submit` resizes and
-        // overwrites the buffer that goes back in exchange
-        std::mem::swap(&mut self.last_inferred, &mut self.frame.bgra);
-        self.has_person = motion::person_pixels(
+        self.refiner.swap_coefficients(&mut self.coefficients); // without a copy
+        let f = &mut self.frame;
+        // keeps the frame without a copy: `submit` resizes and overwrites the buffer that goes
+        // back to the input slot in exchange
+        self.cadence.inferred(
+            &mut f.bgra,
+            (f.width as usize, f.height as usize),
+            f.region,
             &self.mask,
             (mw, mh),
-            (self.frame.width as usize, self.frame.height as usize),
-            &mut self.person_pixels,
+            &self.coefficients,
         );
-        self.refiner.swap_coefficients(&mut self.coefficients); // without a copy
         {
             let mut out = lock(&shared.output);
             std::mem::swap(&mut out.coefficients, &mut self.coefficients);
