@@ -78,6 +78,10 @@ pub struct QualityArgs {
     /// test data folder (default: BACKDROP_TESTDATA, else ../shared/testdata)
     #[arg(long, value_name = "DIR")]
     testdata: Option<PathBuf>,
+    /// test-time augmentation: run the model also on the horizontally mirrored input and
+    /// average the two masks (mirrored back); twice the inference
+    #[arg(long)]
+    flip_average: bool,
 }
 
 /// Options of `perf`.
@@ -97,7 +101,8 @@ pub struct PerfArgs {
     resolutions: Resolutions,
     /// comma-separated, run at every resolution: none, passthrough, blur, color, image,
     /// transparent, pixelate, focal, hologram, source, video, blur-still, blur-every (every
-    /// frame inferred), blur-stillbg (a still person over a moving background),
+    /// frame inferred), blur-warp (the mask warped between inferences), blur-stillbg (a still
+    /// person over a moving background),
     /// blur-stillbg-every (default: all at 720p, none,passthrough,blur at 1080p)
     #[arg(long, value_name = "LIST", value_parser = parse_scenarios)]
     scenarios: Option<Scenarios>,
@@ -121,6 +126,12 @@ pub struct PerfArgs {
     /// a Backdrop filter setting for every Backdrop run (repeatable)
     #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
     set: Vec<String>,
+    /// canvas and clip frame rate (each source frame of the talking head shown once). Below
+    /// 30, a machine that cannot draw 30 frames a second (software rendering) still shows the
+    /// worker every source frame in turn, as a real 30 fps canvas would; the worker's cores
+    /// are also reported scaled to 30 frames a second
+    #[arg(long, value_name = "FPS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=120))]
+    fps: u32,
     /// plugin folder (default build/plugin/obs-backdrop)
     #[arg(long, value_name = "DIR")]
     plugin: Option<PathBuf>,
@@ -221,12 +232,15 @@ pub struct QualityOptions {
     pub noise: f32,
     pub limit: Option<usize>,
     pub testdata: Option<PathBuf>,
+    pub flip_average: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct PerfOptions {
     pub duration: f64,
     pub warmup: f64,
+    /// Canvas frame rate and the clips' (the talking head shows each source frame once).
+    pub fps: u32,
     pub resolutions: Vec<Resolution>,
     /// Scenario names (`None`: the defaults per resolution).
     pub scenarios: Option<Vec<String>>,
@@ -286,6 +300,7 @@ impl From<QualityArgs> for QualityOptions {
             noise: a.noise,
             limit: a.limit.map(|n| n as usize),
             testdata: a.testdata,
+            flip_average: a.flip_average,
         }
     }
 }
@@ -306,6 +321,7 @@ impl TryFrom<PerfArgs> for PerfOptions {
         Ok(PerfOptions {
             duration,
             warmup: a.warmup,
+            fps: a.fps,
             resolutions: a.resolutions.0,
             scenarios: a.scenarios.map(|s| s.0),
             bare_runs: if a.quick {

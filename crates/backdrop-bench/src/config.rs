@@ -4,6 +4,7 @@
 use anyhow::{bail, Context, Result};
 use backdrop_core::mask::refine::RefineParams;
 use backdrop_core::mask::roi::AspectMode;
+use backdrop_core::segmentation::cadence::CadenceParams;
 use backdrop_core::settings::Settings;
 
 /// One pipeline configuration.
@@ -18,6 +19,9 @@ pub struct Config {
     pub params: RefineParams,
     /// Which part of the frame the model sees (see `backdrop_core::mask::roi`).
     pub aspect: AspectMode,
+    /// Which frames are inferred (see `backdrop_core::segmentation::cadence`); `None`: every
+    /// frame.
+    pub cadence: Option<CadenceParams>,
 }
 
 impl Config {
@@ -41,6 +45,13 @@ impl Config {
             AspectMode::Stretch => {}
             AspectMode::Letterbox => s += ", letterbox",
             AspectMode::RegionOfInterest => s += ", person ROI",
+        }
+        if let Some(c) = self.cadence {
+            s += &format!(
+                ", motion threshold {}{}",
+                c.motion_threshold,
+                if c.warp { " + warp" } else { "" }
+            );
         }
         s
     }
@@ -129,6 +140,7 @@ fn row(name: &str, threshold: f32, softness: f32, params: RefineParams) -> Confi
         softness,
         params,
         aspect: AspectMode::Stretch,
+        cadence: None,
     }
 }
 
@@ -203,6 +215,27 @@ pub fn defaults_row(overrides: &[String]) -> Result<Config> {
         c.set(o)?;
     }
     Ok(c)
+}
+
+/// The defaults row run on the frames the filter's default cadence chooses (the others kept or
+/// warped), without and with warping: each compared with the defaults row, which infers every
+/// frame. Threshold and warping from `Settings::default()`.
+pub fn cadence_rows(defaults: &Config) -> Vec<Config> {
+    let s = Settings::default();
+    [
+        (false, "defaults, motion-gated"),
+        (true, "defaults, gated + warped"),
+    ]
+    .into_iter()
+    .map(|(warp, name)| Config {
+        name: name.into(),
+        cadence: Some(CadenceParams {
+            motion_threshold: s.motion_threshold,
+            warp,
+        }),
+        ..defaults.clone()
+    })
+    .collect()
 }
 
 /// `--sweep`: the `+guided` row with radius 2/4/8 mask px x eps 1e-3/1e-2/1e-1.

@@ -63,7 +63,7 @@ impl Scenario {
 }
 
 /// Every scenario, in table order.
-pub const SCENARIOS: [Scenario; 15] = [
+pub const SCENARIOS: [Scenario; 16] = [
     Scenario {
         name: "none",
         label: "no filter",
@@ -154,6 +154,13 @@ pub const SCENARIOS: [Scenario; 15] = [
         clip: Clip::Talking,
         filter: Some("blur"),
         settings: &["motion_threshold=0"],
+    },
+    Scenario {
+        name: "blur-warp",
+        label: "Backdrop blur, mask warped between inferences",
+        clip: Clip::Talking,
+        filter: Some("blur"),
+        settings: &["motion_warp=true"],
     },
     Scenario {
         name: "blur-stillbg",
@@ -293,7 +300,12 @@ const X264: [&str; 8] = [
 fn make_inputs(opts: &PerfOptions, res: Resolution, length_s: u32) -> Result<Inputs> {
     let dir = opts.out.join("inputs");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tag = format!("{}x{}_{length_s}s", res.width, res.height);
+    let fps = opts.fps;
+    let tag = if fps == FPS {
+        format!("{}x{}_{length_s}s", res.width, res.height)
+    } else {
+        format!("{}x{}_{length_s}s_{fps}fps", res.width, res.height)
+    };
     let inputs = Inputs {
         talking: dir.join(format!("talking_head_{tag}.mp4")),
         still: dir.join(format!("still_{tag}.mp4")),
@@ -312,17 +324,17 @@ fn make_inputs(opts: &PerfOptions, res: Resolution, length_s: u32) -> Result<Inp
     let need_still = !inputs.still.is_file();
     if need_talking || need_still {
         eprintln!(
-            "backdrop-bench perf: making {} inputs ({length_s} s at {FPS} fps) in {}",
+            "backdrop-bench perf: making {} inputs ({length_s} s at {fps} fps) in {}",
             res.name(),
             dir.display()
         );
     }
     cached(&inputs.talking, |tmp| {
-        // 25 fps source played at 30 fps: every source frame once (1.2x speed), none doubled.
+        // 25 fps source played at `fps` (30: 1.2x speed): every source frame once, none doubled.
         let mut a = vec![s("-stream_loop"), s("-1"), s("-i")];
         a.push(src.display().to_string());
         a.extend([s("-an"), s("-vf")]);
-        a.push(format!("setpts=PTS*25/{FPS},fps={FPS},{geometry}"));
+        a.push(format!("setpts=PTS*25/{fps},fps={fps},{geometry}"));
         a.extend(X264.iter().map(|x| s(*x)));
         a.extend([s("-t"), length_s.to_string(), s("-f"), s("mp4")]);
         a.push(tmp.display().to_string());
@@ -344,7 +356,7 @@ fn make_inputs(opts: &PerfOptions, res: Resolution, length_s: u32) -> Result<Inp
             s("-loop"),
             s("1"),
             s("-framerate"),
-            FPS.to_string(),
+            fps.to_string(),
             s("-i"),
         ];
         a.push(frame.display().to_string());
@@ -363,14 +375,14 @@ fn make_inputs(opts: &PerfOptions, res: Resolution, length_s: u32) -> Result<Inp
             .context("no portraits folder beside the video's folder")?;
         let (w, h) = (res.width, res.height);
         let mut a = vec![s("-f"), s("lavfi"), s("-i")];
-        a.push(format!("mandelbrot=size={w}x{h}:rate={FPS}"));
+        a.push(format!("mandelbrot=size={w}x{h}:rate={fps}"));
         for part in ["images", "masks"] {
             let ext = if part == "images" { "jpg" } else { "png" };
             a.extend([
                 s("-loop"),
                 s("1"),
                 s("-framerate"),
-                FPS.to_string(),
+                fps.to_string(),
                 s("-i"),
             ]);
             a.push(
@@ -471,6 +483,10 @@ pub struct Row {
     pub readback_bytes: Option<f64>,
     pub inferred: Option<f64>,
     pub skipped_inference: Option<f64>,
+    /// Frames shown with the last mask warped along the person's motion (not inferred).
+    pub warped: Option<f64>,
+    /// Median thread CPU of one warped frame (motion search + warp), ms.
+    pub warp_cpu_ms: Option<f64>,
     pub graphics_loops: Option<f64>,
     pub allocs_graphics_per_loop: Option<f64>,
     pub allocs_graphics_filter_per_loop: Option<f64>,
@@ -539,6 +555,8 @@ impl Row {
             readback_bytes: st("readback_bytes_per_frame"),
             inferred: f(&perf, &["inferred_frames"]),
             skipped_inference: f(&deltas, &["frames_skipped"]),
+            warped: f(&deltas, &["frames_warped"]),
+            warp_cpu_ms: st("warp_cpu_ms_median"),
             graphics_loops: f(&perf, &["graphics_loops"]),
             allocs_graphics_per_loop: f(&perf, &["allocations", "graphics_per_loop"]),
             allocs_graphics_filter_per_loop: f(
@@ -764,7 +782,7 @@ fn run_process(
     args.extend([s("--input"), input.display().to_string()]);
     args.extend([s("--out"), out.display().to_string()]);
     args.extend([s("--plugin"), opts.plugin.display().to_string()]);
-    args.extend([s("--fps"), FPS.to_string()]);
+    args.extend([s("--fps"), opts.fps.to_string()]);
     args.extend([s("--canvas"), format!("{}x{}", res.width, res.height)]);
     args.extend([s("--loop"), s("--duration"), opts.duration.to_string()]);
     args.extend([s("--perf-warmup"), opts.warmup.to_string()]);
@@ -978,7 +996,7 @@ pub fn counts_table(rows: &[Row]) -> String {
     let mut t = String::new();
     t.push_str(
         "| scenario | res | machine busy cores (all processes) | graphics loops (rendered frames) | \
-         mask age ms (median x loop interval) | frames inferred / skipped by the worker | worker CPU ms per inferred frame | \
+         mask age ms (median x loop interval) | frames inferred / kept / warped by the worker | worker CPU ms per inferred frame (warps included) / per warp | \
          worker CPU ms per step, medians: model run / pre + run + post | bare Session::run CPU ms | readback bytes per frame | \
          allocations per graphics loop: whole thread / under the filter / of which drawing its target / by the plugin's code | \
          allocations per inferred frame (worker): all / in ONNX Runtime / by the plugin's code | allocations per bare Session::run |\n",
@@ -1003,11 +1021,16 @@ pub fn counts_table(rows: &[Row]) -> String {
             num(r.graphics_loops, 0),
             dash(num(mask_age_ms(r), 0)),
             dash(format!(
-                "{} / {}",
+                "{} / {} / {}",
                 num(r.inferred, 0),
-                num(r.skipped_inference, 0)
+                num(r.skipped_inference, 0),
+                num(r.warped, 0)
             )),
-            dash(num(r.worker_cpu_ms_per_inferred, 2)),
+            dash(format!(
+                "{} / {}",
+                num(r.worker_cpu_ms_per_inferred, 2),
+                num(r.warp_cpu_ms, 2)
+            )),
             dash(format!(
                 "{} / {}",
                 num(r.step_cpu.0, 2),
@@ -1061,10 +1084,12 @@ fn rendered_fps(r: &Row) -> Option<f64> {
 
 /// Worker cores scaled to 30 rendered frames a second (the worker's work follows the frames the
 /// filter renders; when OBS lags there are fewer).
-/// Share of the frames handed to the worker that it inferred (the rest skipped for no motion).
+/// Share of the frames handed to the worker that it inferred (the rest kept for no motion, or
+/// warped along it).
 fn inferred_share(r: &Row) -> Option<f64> {
     let (inferred, skipped) = (r.inferred?, r.skipped_inference?);
-    (inferred + skipped > 0.0).then(|| inferred / (inferred + skipped))
+    let all = inferred + skipped + r.warped.unwrap_or(0.0);
+    (all > 0.0).then(|| inferred / all)
 }
 
 fn worker_cores_at_30(r: &Row) -> Option<f64> {
@@ -1139,7 +1164,17 @@ pub fn comparisons(all_rounds: &[Row]) -> String {
     );
     // Motion gating: the gated scenario's worker against inferring every frame, same clip.
     for (gated, every, what) in [
-        ("blur", "blur-every", "talking head"),
+        (
+            "blur",
+            "blur-every",
+            "talking head, motion-gated (defaults)",
+        ),
+        ("blur-warp", "blur-every", "talking head, gated + warped"),
+        (
+            "blur-warp",
+            "blur",
+            "talking head, gated + warped against gated alone",
+        ),
         (
             "blur-stillbg",
             "blur-stillbg-every",
@@ -1150,7 +1185,7 @@ pub fn comparisons(all_rounds: &[Row]) -> String {
         let cores = |r: Option<&Row>| r.and_then(worker_cores_at_30);
         let _ = writeln!(
             out,
-            "- motion-gated / every-frame worker cores ({what}): {} ({} / {} cores at 30 fps; \
+            "- worker cores, {gated} / {every} ({what}): {} ({} / {} cores at 30 fps; \
              inferred {} / {} of the frames)",
             num(ratio(cores(g), cores(e)), 2),
             num(cores(g), 3),
@@ -1310,7 +1345,8 @@ pub fn run(opts: &PerfOptions) -> Result<()> {
     );
     let _ = writeln!(
         md,
-        "- each scenario: its own backdrop-render process, canvas = video size, {FPS} fps, {} s; figures over the steady window from {} s after the first frame to the end; filter stage figures are the filter's own rolling medians (last 300 samples); bare Session::run: {} runs paced at the frame interval after the window, the scene still running{}",
+        "- each scenario: its own backdrop-render process, canvas = video size, {} fps, {} s; figures over the steady window from {} s after the first frame to the end; filter stage figures are the filter's own rolling medians (last 300 samples); bare Session::run: {} runs paced at the frame interval after the window, the scene still running{}",
+        opts.fps,
         opts.duration,
         opts.warmup,
         opts.bare_runs,
@@ -1322,8 +1358,9 @@ pub fn run(opts: &PerfOptions) -> Result<()> {
     );
     let _ = writeln!(
         md,
-        "- input: {} scaled up before OBS (to the canvas height, sides padded), {FPS} fps, light noise; still clip = its first frame held",
-        opts.video.display()
+        "- input: {} scaled up before OBS (to the canvas height, sides padded), {} fps, light noise; still clip = its first frame held",
+        opts.video.display(),
+        opts.fps
     );
     let _ = writeln!(
         md,

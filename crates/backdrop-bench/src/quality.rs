@@ -25,6 +25,7 @@ use anyhow::{bail, Context, Result};
 use backdrop_core::mask::edge_window;
 use backdrop_core::mask::refine::{composite_alpha, luma, Refiner};
 use backdrop_core::mask::roi::{AspectMode, Region, RegionTracker};
+use backdrop_core::segmentation::cadence::{Cadence, Step};
 use backdrop_core::segmentation::manifest::{self, Manifest};
 use backdrop_core::segmentation::session::{Model, SessionOptions};
 use std::path::{Path, PathBuf};
@@ -81,11 +82,36 @@ struct Lane {
     portrait_f: Vec<f64>,
     synthetic: Vec<SyntheticStats>,
     real: Vec<Flicker>,
+    /// Chooses the frames this lane infers (every frame without `config.cadence`).
+    cadence: Cadence,
+    /// This frame's step, and per video (synthetic, then real) the frames inferred, kept and
+    /// warped and the IoU of each frame's alpha against the every-frame `defaults` lane's.
+    step: Step,
+    streams: Vec<CadenceStats>,
+    warp_ms: Vec<f64>,
+    /// A copy of the small frame for `Cadence::inferred` (which takes it).
+    frame: Vec<u8>,
+}
+
+/// Per-video figures of a lane with a cadence.
+#[derive(Clone, Debug, Default)]
+struct CadenceStats {
+    steps: [usize; 3],
+    iou_vs_every: Vec<f64>,
+    /// The same IoUs by step (infer, keep, warp).
+    by_step: [Vec<f64>; 3],
 }
 
 impl Lane {
     fn new(config: Config) -> Self {
+        let mut cadence = Cadence::default();
+        cadence.set_params(config.cadence.unwrap_or_default());
         Self {
+            cadence,
+            step: Step::Infer,
+            streams: Vec::new(),
+            warp_ms: Vec::new(),
+            frame: Vec::new(),
             config,
             refiner: Refiner::default(),
             prob: Vec::new(),
@@ -107,6 +133,20 @@ impl Lane {
         self.refiner = Refiner::default();
         self.has_prev = false;
         self.coefficients.clear();
+        self.cadence.reset();
+    }
+
+    /// Counts this frame's step and its agreement with the every-frame lane's alpha
+    /// (`reference`), for the current video.
+    fn compare_with_every_frame(&mut self, reference: &[bool]) {
+        if self.config.cadence.is_none() {
+            return;
+        }
+        let iou = metrics::iou(&self.predicted(), reference);
+        let stats = self.streams.last_mut().expect("pushed per video");
+        stats.steps[self.step as usize] += 1;
+        stats.iou_vs_every.push(iou);
+        stats.by_step[self.step as usize].push(iou);
     }
 
     /// Keeps this frame's alpha as the previous one.
@@ -137,6 +177,10 @@ struct Front {
 struct Engine {
     model: Model,
     resample: Resample,
+    /// Also infer the mirrored input and average (`--flip-average`).
+    flip_average: bool,
+    flipped: Vec<u8>,
+    first: Vec<f32>,
     fronts: Vec<(AspectMode, Front)>,
     luma: Vec<f32>,
     downscale_ms: Vec<f64>,
@@ -149,6 +193,9 @@ impl Engine {
         Self {
             model,
             resample,
+            flip_average: false,
+            flipped: Vec::new(),
+            first: Vec::new(),
             fronts: Vec::new(),
             luma: Vec::new(),
             downscale_ms: Vec::new(),
@@ -223,6 +270,14 @@ impl Engine {
                 .map_err(anyhow::Error::msg)?;
             front.prob.clear();
             front.prob.extend_from_slice(prob);
+            if self.flip_average {
+                // the plugin's own mirrored pass (setting `mirror_average`)
+                self.model
+                    .add_mirrored_pass(&front.bgra, iw * 4, &mut self.flipped, &mut self.first)
+                    .map_err(anyhow::Error::msg)?;
+                front.prob.clear();
+                front.prob.extend_from_slice(self.model.probability());
+            }
             self.infer_ms.push(ms(t));
             front.show = front
                 .tracker
@@ -240,7 +295,17 @@ impl Engine {
                 .find(|(a, _)| *a == lane.config.aspect)
                 .expect("added above");
             lane.alpha.resize(fw * fh, 0.0);
-            if front.show || lane.coefficients.is_empty() {
+            let t = Instant::now();
+            lane.step = if lane.coefficients.is_empty() || lane.config.cadence.is_none() {
+                Step::Infer
+            } else {
+                lane.cadence.decide(&front.bgra, (iw, ih), front.region)
+            };
+            if lane.step == Step::Warp {
+                lane.cadence.warp(&mut lane.coefficients);
+                lane.warp_ms.push(ms(t));
+            }
+            if lane.step == Step::Infer && (front.show || lane.coefficients.is_empty()) {
                 lane.prob.clear();
                 lane.prob.extend_from_slice(&front.prob);
                 let t = Instant::now();
@@ -258,6 +323,18 @@ impl Engine {
                 lane.coefficients.clear();
                 lane.coefficients.extend_from_slice(coefficients);
                 lane.region = front.region;
+                if lane.config.cadence.is_some() {
+                    lane.frame.clear();
+                    lane.frame.extend_from_slice(&front.bgra);
+                    lane.cadence.inferred(
+                        &mut lane.frame,
+                        (iw, ih),
+                        front.region,
+                        &lane.prob,
+                        (w, h),
+                        &lane.coefficients,
+                    );
+                }
             }
             if !composite {
                 continue;
@@ -278,6 +355,17 @@ impl Engine {
             self.composite_ms.push(ms(t));
         }
         Ok(())
+    }
+}
+
+/// Compares each lane with a cadence against the every-frame `defaults` lane, this frame.
+fn compare_with_every_frame(lanes: &mut [Lane]) {
+    let Some(every) = lanes.iter().position(|l| l.config.name == "defaults") else {
+        return;
+    };
+    let reference = lanes[every].predicted();
+    for lane in lanes.iter_mut() {
+        lane.compare_with_every_frame(&reference);
     }
 }
 
@@ -401,6 +489,7 @@ fn run_synthetic(
         engine.start_stream(lanes);
         for lane in lanes.iter_mut() {
             lane.synthetic.push(SyntheticStats::default());
+            lane.streams.push(CadenceStats::default());
         }
         let mut frame = RgbImage {
             width: 0,
@@ -412,6 +501,7 @@ fn run_synthetic(
         for t in 0..frames {
             scene.render(t, noise, vi as u64 + 1, &mut frame, &mut truth);
             engine.process(&frame, lanes, true)?;
+            compare_with_every_frame(lanes);
             if t > 0 {
                 stable.clear();
                 stable.extend(truth.iter().zip(&prev_truth).map(|(a, b)| a == b));
@@ -478,6 +568,7 @@ fn run_videos(
         engine.start_stream(lanes);
         for lane in lanes.iter_mut() {
             lane.real.push(Flicker::default());
+            lane.streams.push(CadenceStats::default());
         }
         let mut video = media::VideoFrames::open(&path)?;
         let mut n = 0;
@@ -486,6 +577,7 @@ fn run_videos(
                 break;
             }
             engine.process(&frame, lanes, true)?;
+            compare_with_every_frame(lanes);
             for lane in lanes.iter_mut() {
                 if lane.has_prev {
                     let Lane {
@@ -582,6 +674,9 @@ pub fn run(opts: &QualityOptions) -> Result<()> {
     println!("- command: `{}`", super::command_line());
     println!("- {}", super::machine_line());
     println!("- frame -> model input: {}", opts.resample.name());
+    if opts.flip_average {
+        println!("- **--flip-average**: each frame inferred twice, as is and mirrored; the masks averaged");
+    }
     println!(
         "- synthetic videos: {} x {} px, {} frames at {} fps, noise sigma {} levels; pairs (foreground over background portrait): {}",
         synthetic::WIDTH,
@@ -623,12 +718,14 @@ pub fn run(opts: &QualityOptions) -> Result<()> {
             manifest.model_path().display()
         );
         let mut configs = config::standard_rows(defaults.clone());
+        configs.extend(config::cadence_rows(&defaults));
         let standard = configs.len();
         if opts.sweep {
             configs.extend(config::sweep_rows());
         }
         let mut lanes: Vec<Lane> = configs.into_iter().map(Lane::new).collect();
         let mut engine = Engine::new(model, opts.resample);
+        engine.flip_average = opts.flip_average;
         let writer = Writer {
             dir: opts.write_masks.as_ref().map(|d| d.join(&manifest.id)),
         };
@@ -684,6 +781,10 @@ pub fn run(opts: &QualityOptions) -> Result<()> {
         }
         if !video_names.is_empty() {
             print_video_detail(&lanes[..standard], &video_names);
+        }
+        if !synth_names.is_empty() || !video_names.is_empty() {
+            let names: Vec<String> = synth_names.iter().chain(&video_names).cloned().collect();
+            print_cadence_detail(&lanes[..standard], &names);
         }
         if opts.sweep {
             println!("\n### Sweep: guided filter on top of `+blobs` (radius in mask px)\n");
@@ -804,6 +905,70 @@ fn print_synthetic_detail(lanes: &[Lane], names: &[String]) {
     );
 }
 
+/// The lanes with a cadence: per video (synthetic, then real) the share of frames inferred and
+/// the mean IoU of their alpha against inferring every frame, then the means over the videos.
+fn print_cadence_detail(lanes: &[Lane], names: &[String]) {
+    let lanes: Vec<&Lane> = lanes
+        .iter()
+        .filter(|l| l.config.cadence.is_some())
+        .collect();
+    if lanes.is_empty() {
+        return;
+    }
+    println!(
+        "\n### Cadence: frames inferred (share) / mean IoU against inferring every frame (`defaults`), per video\n"
+    );
+    let head: String = names.iter().map(|n| format!(" {n} |")).collect();
+    let rule: String = names.iter().map(|_| " ---: |").collect();
+    println!(
+        "| configuration |{head} mean inferred | mean IoU loss | IoU loss on inferred / kept / warped frames | worst frame IoU | warp ms (median) |\n| --- |{rule} ---: | ---: | ---: | ---: | ---: |"
+    );
+    for lane in lanes {
+        let share = |s: &CadenceStats| {
+            let all: usize = s.steps.iter().sum();
+            (all > 0).then(|| s.steps[Step::Infer as usize] as f64 / all as f64)
+        };
+        let cells: String = lane
+            .streams
+            .iter()
+            .map(|s| {
+                format!(
+                    " {} / {} |",
+                    fmt_opt(share(s), 2),
+                    fmt_opt(metrics::mean(&s.iou_vs_every), 4)
+                )
+            })
+            .collect();
+        let worst = lane
+            .streams
+            .iter()
+            .flat_map(|s| s.iou_vs_every.iter().copied())
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))));
+        let loss_by_step = (0..3)
+            .map(|k| {
+                let all: Vec<f64> = lane
+                    .streams
+                    .iter()
+                    .flat_map(|s| s.by_step[k].iter().copied())
+                    .collect();
+                fmt_opt(metrics::mean(&all).map(|m| 1.0 - m), 4)
+            })
+            .collect::<Vec<_>>()
+            .join(" / ");
+        println!(
+            "| {} |{cells} {} | {} | {loss_by_step} | {} | {} |",
+            lane.config.name,
+            fmt_opt(mean_of(&lane.streams, share), 3),
+            fmt_opt(
+                mean_of(&lane.streams, |s| metrics::mean(&s.iou_vs_every)).map(|m| 1.0 - m),
+                4
+            ),
+            fmt_opt(worst, 4),
+            fmt_opt(metrics::median(&lane.warp_ms), 3),
+        );
+    }
+}
+
 fn print_video_detail(lanes: &[Lane], names: &[String]) {
     print_detail(
         "Real videos, per video: flicker over all pixels (x 1e-3; includes real motion)",
@@ -816,6 +981,68 @@ fn print_video_detail(lanes: &[Lane], names: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The filter's default cadence on a real talking head, with the real model: about half
+    /// the frames inferred, the rest kept or warped, and the masks shown lose little IoU
+    /// against inferring every frame (docs/performance.md has the figures of all videos).
+    #[test]
+    fn warping_between_inferences_keeps_close_to_inferring_every_frame() {
+        let testdata = backdrop_testdata::testdata_dir();
+        let video = testdata.join("video/talking_head_a.mp4");
+        let manifest = backdrop_testdata::models_dir().join("selfie_general.json");
+        if !video.is_file() || !manifest.is_file() {
+            assert!(
+                std::env::var_os("BACKDROP_REQUIRE_DATA").is_none(),
+                "missing {} or {} (BACKDROP_REQUIRE_DATA is set)",
+                video.display(),
+                manifest.display()
+            );
+            eprintln!("SKIPPED: needs ../shared/testdata and scripts/setup.sh's models");
+            return;
+        }
+        let env = crate::init_runtime().unwrap();
+        let manifest = Manifest::load(&manifest).unwrap();
+        let model = Model::load(env, &manifest, SessionOptions::default()).unwrap();
+        let defaults = config::defaults_row(&[]).unwrap();
+        let mut configs = vec![defaults.clone()];
+        configs.extend(config::cadence_rows(&defaults));
+        let mut lanes: Vec<Lane> = configs.into_iter().map(Lane::new).collect();
+        let mut engine = Engine::new(model, Resample::FirBilinear);
+        engine.start_stream(&mut lanes);
+        for lane in lanes.iter_mut() {
+            lane.streams.push(CadenceStats::default());
+        }
+        let mut frames = media::VideoFrames::open(&video).unwrap();
+        while let Some(frame) = frames.next_frame().unwrap() {
+            engine.process(&frame, &mut lanes, true).unwrap();
+            compare_with_every_frame(&mut lanes);
+            for lane in lanes.iter_mut() {
+                lane.end_frame();
+            }
+        }
+        let warped = &lanes[2];
+        let s = &warped.streams[0];
+        let all: usize = s.steps.iter().sum();
+        let loss = 1.0 - metrics::mean(&s.iou_vs_every).unwrap();
+        println!(
+            "talking_head_a: {all} frames, inferred / kept / warped {:?}, IoU loss {loss:.4}",
+            s.steps
+        );
+        assert!(all > 100);
+        let inferred = s.steps[Step::Infer as usize] as f64 / all as f64;
+        assert!(
+            s.steps[Step::Warp as usize] > all / 5 && inferred < 0.75,
+            "{:?}",
+            s.steps
+        );
+        // a talking head moves every frame: the gate alone infers nearly all of them
+        let gated = &lanes[1].streams[0];
+        assert!(gated.steps[Step::Infer as usize] as f64 > 0.9 * all as f64);
+        assert!(
+            loss < 0.01,
+            "the warped masks drift from the model's: {loss}"
+        );
+    }
 
     #[test]
     fn third_party_manifests_parse_and_match_the_provenance() {

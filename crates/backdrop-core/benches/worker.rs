@@ -8,6 +8,7 @@
 
 use backdrop_core::mask::refine::Refiner;
 use backdrop_core::mask::roi::RegionTracker;
+use backdrop_core::segmentation::block_motion::{luma_bytes, MotionField};
 use backdrop_core::segmentation::manifest::Manifest;
 use backdrop_core::segmentation::session::{build_session, Model, SessionOptions};
 use backdrop_core::segmentation::{motion, tensor};
@@ -112,6 +113,50 @@ fn bench(c: &mut Criterion) {
                 post(&mut plane, (w, h));
             })
         });
+        plane.clear();
+        plane.extend_from_slice(&raw);
+        post(&mut plane, (w, h)); // `coefficients` as refined, also when the filter skips it
+                                  // a warped frame (see `segmentation::cadence`): the person's block motion from this
+                                  // frame to the same frame moved 3 px right and 2 px down, then the coefficient planes
+                                  // (as refined: `coefficients`) warped along it
+        {
+            let (wu, hu) = (w as usize, h as usize);
+            let mut moved = vec![0u8; bgra.len()];
+            for y in 0..hu {
+                for x in 0..wu {
+                    let (sx, sy) = (x.saturating_sub(3), y.saturating_sub(2));
+                    moved[(y * wu + x) * 4..][..4]
+                        .copy_from_slice(&bgra[(sy * wu + sx) * 4..][..4]);
+                }
+            }
+            let (mut previous, mut current) = (Vec::new(), Vec::new());
+            luma_bytes(&bgra, wu, hu, &mut previous);
+            luma_bytes(&moved, wu, hu, &mut current);
+            let person: Vec<u8> = (0..wu * hu)
+                .map(|i| {
+                    let (x, y) = (i % wu * mw / wu, i / wu * mh / hu);
+                    if raw[y * mw + x] > 0.5 {
+                        255
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            let mut field = MotionField::default();
+            c.bench_function(&format!("{id}/motion_search"), |b| {
+                b.iter(|| {
+                    std::hint::black_box(field.estimate(&previous, &current, &person, wu, hu))
+                })
+            });
+            field.estimate(&previous, &current, &person, wu, hu);
+            let mut warped = Vec::new();
+            c.bench_function(&format!("{id}/warp"), |b| {
+                b.iter(|| {
+                    field.warp_from(&coefficients, 2, 1, (mw, mh), &mut warped); // a = 0 (defaults)
+                    std::hint::black_box(&warped);
+                })
+            });
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! Work the filter skips, inside real OBS: no inference while nothing moves, every-N-frames,
+//! Work the filter skips, inside real OBS: no inference while nothing moves, a warped mask
+//! between inferences while the person moves slowly, every-N-frames,
 //! and an unavailable execution provider falling back to CPU with a visible reason. These
 //! assert behaviour (counts and statuses); speed is measured by `backdrop-bench perf`.
 
@@ -11,7 +12,7 @@ fn stat(run: &Run, key: &str) -> i64 {
 }
 
 #[test]
-fn a_still_picture_is_inferred_rarely_and_a_talking_head_every_frame() {
+fn a_still_picture_is_inferred_rarely_and_a_talking_head_followed() {
     let testdata = require!(testdata);
     let plugin = require!(plugin);
     let still = testdata.join("portraits/images/3.jpg");
@@ -51,6 +52,36 @@ fn a_still_picture_is_inferred_rarely_and_a_talking_head_every_frame() {
     assert!(
         inferred >= 3 * skipped.max(1),
         "a talking head must be followed: inferred {inferred}, skipped {skipped}"
+    );
+    // Warping is off by default.
+    assert_eq!(stat(&run, "frames_warped"), 0, "{}", run.stats());
+
+    // Warping on: between inferences the mask is moved with the person, at most twice per
+    // inference; each frame is inferred or warped, few keep the mask as it is.
+    let run = host::run(
+        "video_warp",
+        &plugin,
+        &[
+            "--input",
+            video.to_str().unwrap(),
+            "--frames",
+            "60",
+            "--set",
+            "motion_warp=true",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (inferred, skipped) = (stat(&run, "frames_inferred"), stat(&run, "frames_skipped"));
+    let warped = stat(&run, "frames_warped");
+    println!("talking head, warping on: inferred {inferred}, skipped {skipped}, warped {warped}");
+    assert!(
+        warped > 0 && inferred >= warped / 2,
+        "inferred {inferred}, warped {warped}"
+    );
+    assert!(
+        inferred + warped >= 3 * skipped.max(1),
+        "inferred {inferred}, skipped {skipped}, warped {warped}"
     );
 
     // Skipping off: every frame handed over is inferred.
