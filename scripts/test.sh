@@ -12,6 +12,9 @@ cd "$ROOT"
 bash scripts/setup.sh
 # Missing test data or a missing build fails a test instead of skipping it.
 export BACKDROP_REQUIRE_DATA=${BACKDROP_REQUIRE_DATA:-1}
+# Hostile input (crates/backdrop-core/tests/hostile_input.rs): a longer generated run first
+# (50,000 cases per property, about 10 s; the main run below uses proptest's 256).
+PROPTEST_CASES=${BACKDROP_PROPTEST_CASES:-50000} cargo test --release -q -p backdrop-core --test hostile_input
 # By default show what the passing tests print (the measured IoU, frame counts, timings).
 [ $# -gt 0 ] || set -- -- --show-output
 if [ -n "${DISPLAY:-}" ]; then

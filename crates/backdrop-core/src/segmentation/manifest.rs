@@ -109,6 +109,9 @@ pub struct Manifest {
     pub dir: PathBuf,
 }
 
+/// Largest manifest file read, bytes (the shipped ones are under 1 KB).
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
 /// Errors from reading or validating a manifest.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -128,11 +131,29 @@ pub enum ManifestError {
 
 impl Manifest {
     /// Reads and validates the manifest at `path`.
+    ///
+    /// # Errors
+    /// A file that cannot be read (missing, a symlink loop, not UTF-8, larger than
+    /// [`MAX_MANIFEST_BYTES`]), invalid JSON, or a manifest that fails validation; each names
+    /// the path.
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Io {
+        let io = |source| ManifestError::Io {
             path: path.into(),
             source,
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // at most one byte past the limit: a huge file is refused, not read into memory
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(file, MAX_MANIFEST_BYTES + 1),
+            &mut text,
+        )
+        .map_err(io)?;
+        if text.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(io(std::io::Error::other(format!(
+                "larger than {MAX_MANIFEST_BYTES} bytes: not a model manifest"
+            ))));
+        }
         let mut manifest = Self::parse(&text).map_err(|e| match e {
             ManifestError::Json { source, .. } => ManifestError::Json {
                 path: path.into(),
@@ -188,6 +209,9 @@ impl Manifest {
         }
         if self.input.std.iter().any(|v| *v == 0.0 || !v.is_finite()) {
             return Err("input std must be non-zero".into());
+        }
+        if self.input.mean.iter().any(|v| !v.is_finite()) {
+            return Err("input mean must be finite".into());
         }
         let max_channel = match self.output.kind {
             OutputKind::Probability => 0,
@@ -257,6 +281,38 @@ mod tests {
                  "mean": [0, 0, 0], "std": [255, 255, 255] },
       "output": { "name": "activation_10", "kind": "probability", "person_channel": 0 },
       "aspect": "stretch", "licence": "Apache-2.0" }"#;
+
+    #[test]
+    fn unreadable_files_are_readable_errors() {
+        let dir = std::env::temp_dir().join(format!("backdrop-manifest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // not UTF-8
+        let bad = dir.join("latin1.json");
+        std::fs::write(&bad, b"{\"id\": \"caf\xe9\"}").unwrap();
+        // larger than the limit: refused without being read whole
+        let huge = dir.join("huge.json");
+        let f = std::fs::File::create(&huge).unwrap();
+        f.set_len(10 * MAX_MANIFEST_BYTES).unwrap();
+        // a symlink loop
+        let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+        let _ = std::fs::remove_file(&a);
+        let _ = std::fs::remove_file(&b);
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        for path in [&bad, &huge, &a] {
+            let e = Manifest::load(path).unwrap_err().to_string();
+            assert!(e.contains(path.to_str().unwrap()), "{e}");
+        }
+        assert!(Manifest::load(&huge)
+            .unwrap_err()
+            .to_string()
+            .contains("larger than"));
+        // the scan lists each as an error next to the good ones
+        let (good, bad_ones) = scan(&dir);
+        assert!(good.is_empty());
+        assert_eq!(bad_ones.len(), 4);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn parses_nhwc_manifest() {

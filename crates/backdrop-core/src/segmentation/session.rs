@@ -427,7 +427,30 @@ pub fn build_session(
 /// [`OutputSpec::blocksize`](super::manifest::OutputSpec::blocksize)) only
 /// `[1, b*b, H/b, W/b]`, whose mask is `W` x `H`. Dynamic dimensions fall back to the input
 /// size.
+///
+/// # Errors
+/// Another shape, or a mask side outside 1..[`MAX_OUTPUT_SIDE`], as a readable sentence.
 pub fn output_geometry(
+    dims: &[i64],
+    input: (usize, usize),
+    blocksize: usize,
+) -> Result<((usize, usize), usize, Layout), String> {
+    let geometry = output_geometry_unbounded(dims, input, blocksize)?;
+    let ((w, h), _, _) = geometry;
+    if w == 0 || h == 0 || w > MAX_OUTPUT_SIDE || h > MAX_OUTPUT_SIDE {
+        return Err(format!(
+            "unsupported output shape {dims:?}: a {w}x{h} mask (each side 1..{MAX_OUTPUT_SIDE})"
+        ));
+    }
+    Ok(geometry)
+}
+
+/// Largest side of a model's output mask, px: the largest model input a manifest may declare
+/// (`Manifest::validate`). A shape beyond it (a corrupt or hostile model) is refused instead of
+/// allocated.
+pub const MAX_OUTPUT_SIDE: usize = 4096;
+
+fn output_geometry_unbounded(
     dims: &[i64],
     input: (usize, usize),
     blocksize: usize,
@@ -447,8 +470,12 @@ pub fn output_geometry(
                 b * b
             ));
         }
+        // saturating: a huge declared side must be refused, not wrap around
         return Ok((
-            (d(3, input.0 / b) * b, d(2, input.1 / b) * b),
+            (
+                d(3, input.0 / b).saturating_mul(b),
+                d(2, input.1 / b).saturating_mul(b),
+            ),
             b * b,
             Layout::Nchw,
         ));

@@ -104,19 +104,19 @@ pub fn person_probability(
     match (spec.kind, channels) {
         (OutputKind::Probability, 1) => {
             for (i, o) in out.iter_mut().enumerate() {
-                *o = at(0, i).clamp(0.0, 1.0);
+                *o = unit(at(0, i));
             }
         }
         (OutputKind::Probabilities, 2) => {
             for (i, o) in out.iter_mut().enumerate() {
-                *o = at(spec.person_channel, i).clamp(0.0, 1.0);
+                *o = unit(at(spec.person_channel, i));
             }
         }
         (OutputKind::LogitsSoftmax, 2) => {
             let other = 1 - spec.person_channel;
             for (i, o) in out.iter_mut().enumerate() {
                 // softmax over two channels = sigmoid of the logit difference
-                *o = sigmoid(at(spec.person_channel, i) - at(other, i));
+                *o = unit(sigmoid(at(spec.person_channel, i) - at(other, i)));
             }
         }
         (kind, c) => {
@@ -160,7 +160,7 @@ fn depth_to_space(
             for dx in 0..b {
                 let start = (dy * b + dx) * small + y * small_w;
                 for (x, v) in output[start..start + small_w].iter().enumerate() {
-                    row[x * b + dx] = v.clamp(0.0, 1.0);
+                    row[x * b + dx] = unit(*v);
                 }
             }
         }
@@ -172,6 +172,16 @@ fn kind_channels(kind: OutputKind) -> usize {
     match kind {
         OutputKind::Probability => 1,
         _ => 2,
+    }
+}
+
+/// `x` clamped to 0..1, NaN as 0: a model that outputs NaN (a broken export, an overflow) shows
+/// no person rather than passing NaN to the mask and the GPU.
+fn unit(x: f32) -> f32 {
+    if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(0.0, 1.0)
     }
 }
 
