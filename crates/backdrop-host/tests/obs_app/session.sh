@@ -102,10 +102,21 @@ stop_obs() {
     rm -rf "$WORK/core-$phase"
 }
 
+# OBS names its log after the second it started: two starts within one second would write the
+# same file. Each phase's log is renamed after its OBS exits ("NN-phase-<OBS's name>"), before the
+# next starts, so there is one per start, in order.
+LOGS="$WORK/home/.config/obs-studio/logs"
+n=0
 for phase in "$@"; do
     start_obs "$phase"
     driver_status=0
     "$DRIVER_PY" "$DRIVER" "$phase" || driver_status=$?
     echo "$driver_status" >"$WORK/driver-$phase.status"
     stop_obs "$phase"
+    for log in "$LOGS"/*.txt; do
+        [ -e "$log" ] || continue
+        case $(basename "$log") in [0-9][0-9]-*) continue ;; esac
+        mv "$log" "$LOGS/$(printf '%02d' "$n")-$phase-$(basename "$log")"
+    done
+    n=$((n + 1))
 done
