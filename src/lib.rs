@@ -7,6 +7,8 @@
 //! entry point; [`filter`] is safe Rust. See docs/architecture.md.
 
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+// the filter's statistics are one `serde_json::json!` object of more keys than the default allows
+#![recursion_limit = "256"]
 
 mod ffi;
 #[forbid(unsafe_code)]

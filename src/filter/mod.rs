@@ -293,6 +293,7 @@ impl Filter {
             frames,
             draws,
             new_frames,
+            new_with_model,
             staged,
             render_ms,
             mask_age,
@@ -305,6 +306,7 @@ impl Filter {
                 gpu.frames,
                 gpu.draws,
                 gpu.new_frames,
+                gpu.new_frames_with_model,
                 gpu.frames_staged,
                 gpu.render_ms.clone(),
                 gpu.mask_age.clone(),
@@ -313,12 +315,13 @@ impl Filter {
                 gpu.readback_bytes,
             )
         };
-        let (inferred, skipped, warped, confirmed, region, detections) = {
+        let (inferred, skipped, warped, mirrored, confirmed, region, detections) = {
             let o = lock(&shared.output);
             (
                 o.inferred,
                 o.skipped,
                 o.warped,
+                o.mirrored,
                 o.confirmed,
                 o.region,
                 o.detections,
@@ -344,6 +347,8 @@ impl Filter {
             "frames_skipped": skipped,
             // shown with the last inferred mask moved along the person's motion (cadence)
             "frames_warped": warped,
+            // inferred twice, as is and mirrored, the masks averaged (mirror_average)
+            "frames_mirrored": mirrored,
             "readback_ms_median": q(&readback_ms, 0.5),
             "readback_ms_p95": q(&readback_ms, 0.95),
             "readback_bytes_per_frame": if frames > 0 { readback_bytes as f64 / frames as f64 } else { 0.0 },
@@ -360,6 +365,9 @@ impl Filter {
             // rendered frames with new content (an async parent's new frames) and those staged
             // for the worker
             "frames_new": new_frames,
+            // of those, rendered while the worker had a model (before its first load none can
+            // be staged)
+            "frames_new_with_model": new_with_model,
             "frames_staged": staged,
             "async_frames": self.async_frames.load(Ordering::Relaxed),
             "frames_dropped": shared.frames_dropped.load(std::sync::atomic::Ordering::Relaxed),

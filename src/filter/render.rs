@@ -34,6 +34,8 @@ struct Exchange {
     upload_ms: Option<f64>,
     /// Whether this frame was staged for the worker.
     staged: bool,
+    /// Whether the worker had a model (its input size known): before, nothing can be staged.
+    model_ready: bool,
 }
 
 /// Graphics-thread state of one filter, behind a mutex in [`Filter`].
@@ -58,6 +60,9 @@ pub(crate) struct GpuState {
     pub new_frames: u64,
     /// Frames downscaled and staged for the worker.
     pub frames_staged: u64,
+    /// Frames with new content rendered while the worker had a model (the frames it can be
+    /// given; before the first model load none is staged).
+    pub new_frames_with_model: u64,
     /// `Filter::async_frames` at the last rendered frame.
     last_async_frames: u64,
     /// `video_render` calls that drew the filter's result; more than `frames` when the source
@@ -79,6 +84,7 @@ impl Default for GpuState {
             readback_bytes: 0,
             new_frames: 0,
             frames_staged: 0,
+            new_frames_with_model: 0,
             last_async_frames: 0,
             draws: 0,
         }
@@ -378,6 +384,7 @@ impl Gpu {
         let shared = &filter.worker.shared;
         let mut done = Exchange::default();
         if let Some(input) = shared.model_input_size() {
+            done.model_ready = true;
             done.readback = self.hand_over_previous(g, shared, frame_no, input);
             done.staged = stage && self.stage_current(g, frame_no, input);
         }
@@ -666,6 +673,9 @@ impl Filter {
             let done = gpu.exchange(g, self, frame_no, stage);
             if done.staged {
                 state.frames_staged += 1;
+            }
+            if new_content && done.model_ready {
+                state.new_frames_with_model += 1;
             }
             if let Some((ms, bytes)) = done.readback {
                 state.readback_ms.push(ms);

@@ -387,8 +387,8 @@ fn pixelate_makes_background_blocks_and_leaves_the_person_sharp() {
 }
 
 /// The "mirror average" setting (the model also run on the mirrored frame, the two masks
-/// averaged) inside OBS, on every second portrait: the status still names the model, inference
-/// takes about twice as long, and the masks match the ground truth better than one pass
+/// averaged) inside OBS, on every second portrait: every inferred frame gets its mirrored pass
+/// (`frames_mirrored`), and the masks match the ground truth better than one pass
 /// (`backdrop-bench quality --flip-average`: +0.007 mean IoU on all 96).
 #[test]
 fn mirror_average_matches_the_ground_truth_better_than_one_pass() {
@@ -407,26 +407,26 @@ fn mirror_average_matches_the_ground_truth_better_than_one_pass() {
         &["--set", "mirror_average=true"],
     );
     let (a, b) = (mean(&one), mean(&two));
-    let ms = |v: &[(f64, serde_json::Value)]| {
-        v.last().unwrap().1["inference_ms_median"]
-            .as_f64()
-            .unwrap_or(0.0)
-    };
+    let count =
+        |v: &[(f64, serde_json::Value)], key: &str| v.last().unwrap().1[key].as_i64().unwrap_or(-1);
     println!(
         "{} portraits: mean IoU {a:.4} with one pass, {b:.4} with the mirrored pass averaged; \
-         inference {:.2} ms / {:.2} ms (median)",
+         frames inferred / mirrored: {} / {} and {} / {}",
         ids.len(),
-        ms(&one),
-        ms(&two)
+        count(&one, "frames_inferred"),
+        count(&one, "frames_mirrored"),
+        count(&two, "frames_inferred"),
+        count(&two, "frames_mirrored"),
+    );
+    // every inferred frame of the second run had its mirrored pass, none of the first
+    assert_eq!(count(&one, "frames_mirrored"), 0);
+    assert!(count(&two, "frames_inferred") > 0);
+    assert_eq!(
+        count(&two, "frames_mirrored"),
+        count(&two, "frames_inferred")
     );
     assert!(
         b > a,
         "mirror average {b:.4} is not better than one pass {a:.4}"
-    );
-    assert!(
-        ms(&two) > 1.5 * ms(&one),
-        "the mirrored pass did not run: {} ms against {} ms",
-        ms(&two),
-        ms(&one)
     );
 }

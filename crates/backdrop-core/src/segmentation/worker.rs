@@ -85,6 +85,8 @@ pub struct MaskSlot {
     pub skipped: u64,
     /// Frames shown with the last inferred mask moved along the person's motion.
     pub warped: u64,
+    /// Inferred frames whose mask averages a second, mirrored pass (`mirror_average`).
+    pub mirrored: u64,
     /// The region of the source frame the mask covers (frame uv; see `mask::roi`).
     pub region: Region,
     /// The region the graphics thread should downscale next.
@@ -608,6 +610,7 @@ impl Steps {
             out.sequence += 1;
             out.confirmed += 1;
             out.inferred += 1;
+            out.mirrored += u64::from(self.mirror_average);
         }
         let (t3, c3) = now();
         let ((t0, c0), (t1, c1), (t2, c2)) = (times.start, times.preprocessed, times.inferred);
