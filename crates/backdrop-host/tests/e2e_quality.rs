@@ -244,19 +244,10 @@ fn transparent_mode_alpha_is_the_person() {
     assert!(mean >= 0.82, "mean alpha IoU {mean:.4} < 0.82");
 }
 
-/// Held by the feathering test and the mirror test, so they never run side by side: the
-/// feathering test measures the settled masks to 0.5 % and, next to the mirror test's 96 runs
-/// of two model passes on two cores, measured 99.4 % instead of 99.99 % of the person kept.
-fn apart_from_the_mirror_test() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[test]
 fn outward_feathering_keeps_the_whole_person() {
     let testdata = require!(testdata);
     let plugin = require!(plugin);
-    let _alone = apart_from_the_mirror_test();
     let ids: Vec<u32> = common::portrait_ids(&testdata)
         .into_iter()
         .step_by(8)
@@ -404,7 +395,6 @@ fn pixelate_makes_background_blocks_and_leaves_the_person_sharp() {
 fn mirror_average_matches_the_ground_truth_better_than_one_pass() {
     let testdata = require!(testdata);
     let plugin = require!(plugin);
-    let _alone = apart_from_the_mirror_test();
     let ids: Vec<u32> = common::portrait_ids(&testdata)
         .into_iter()
         .step_by(2)
