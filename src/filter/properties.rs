@@ -28,6 +28,7 @@ pub fn build(filter: Option<&Filter>) -> Properties {
             }
             Kind::Bool { .. } => props.add_bool(row.key, &label),
             Kind::Path { filter } => props.add_file_path(row.key, &label, &text(filter)),
+            Kind::Text { .. } => props.add_text(row.key, &label),
             Kind::Color { .. } => props.add_color(row.key, &label),
             Kind::Choice { choices, .. } => {
                 let mut list = props.add_list(row.key, &label);

@@ -35,6 +35,7 @@ pub fn write_defaults(data: &Data) {
             Kind::Int { default, .. } => data.default_int(row.key, default),
             Kind::Bool { default } => data.default_bool(row.key, default),
             Kind::Path { .. } => data.default_string(row.key, ""),
+            Kind::Text { default } => data.default_string(row.key, default),
             Kind::Color { default } => data.default_int(row.key, default as i64),
             Kind::Choice { default, .. } => data.default_string(row.key, default),
         }

@@ -11,6 +11,7 @@ use crate::mask::refine::RefineParams;
 use crate::mask::roi::AspectMode;
 use crate::segmentation::cadence::CadenceParams;
 use crate::segmentation::manifest::Manifest;
+use crate::segmentation::remote::ServerConfig;
 use crate::segmentation::runtime::Provider;
 use crate::segmentation::session::SessionOptions;
 use crate::segmentation::worker::Request;
@@ -46,6 +47,8 @@ pub enum Kind {
     Bool { default: bool },
     /// A file path, "" by default; `filter` is the locale key of the file dialog's filter.
     Path { filter: &'static str },
+    /// A line of text; blank gives `default`.
+    Text { default: &'static str },
     /// A colour as OBS stores it, 0xAABBGGRR.
     Color { default: u32 },
     /// One value of a list of `(value, label locale key)`; unknown or blank values give the
@@ -167,7 +170,7 @@ impl Value for bool {
 impl Value for String {
     fn default_of(kind: &Kind) -> Self {
         match *kind {
-            Kind::Choice { default, .. } => default.to_string(),
+            Kind::Choice { default, .. } | Kind::Text { default } => default.to_string(),
             _ => String::new(),
         }
     }
@@ -298,6 +301,17 @@ choice! {
         /// The hologram of the 2020 virtual-background "fakecam": a blue-cyan colour map, dark
         /// scan bands and ghosting (see `data/effects/backdrop.effect`).
         Hologram = ("hologram", "Effect.Hologram"),
+    }
+}
+
+choice! {
+    /// Where the segmentation model runs.
+    pub enum Inference {
+        /// On this computer (ONNX Runtime in OBS).
+        #[default]
+        Local = ("local", "Inference.Local"),
+        /// On a KServe v2 inference server, this computer being the fallback.
+        Remote = ("remote", "Inference.Remote"),
     }
 }
 
@@ -441,6 +455,24 @@ settings! {
     /// while using far less CPU).
     intra_threads: u32 = Kind::Int { min: 1, max: 8, step: 1, default: 1 }, label "IntraThreads",
         Worker;
+    /// Where the model runs: this computer, or a KServe v2 inference server (Triton, OpenVINO
+    /// Model Server, ...) with this computer as the fallback (see `segmentation::remote`).
+    inference: Inference = Kind::Choice { default: "local", choices: Inference::CHOICES },
+        label "Inference", Worker;
+    /// The inference server's base URL (HTTP).
+    server_url: String = Kind::Text { default: "http://127.0.0.1:8000" }, label "ServerUrl",
+        Worker, shown when "inference" in ["remote"];
+    /// The model's name on the server; blank: the model's id (the name
+    /// `models/convert.py --triton-repository` gives it).
+    server_model: String = Kind::Text { default: "" }, label "ServerModel", Worker,
+        shown when "inference" in ["remote"];
+    /// The model's version on the server; blank: the server's choice.
+    server_model_version: String = Kind::Text { default: "" }, label "ServerModelVersion",
+        Worker, shown when "inference" in ["remote"];
+    /// Deadline of one request, ms, 10..2000: a later answer is a miss (the previous mask
+    /// stays); after `MISSES_BEFORE_FALLBACK` in a row the model runs on this computer.
+    server_timeout_ms: u32 = Kind::Int { min: 10, max: 2000, step: 10, default: 100 },
+        label "ServerTimeout", Worker, shown when "inference" in ["remote"];
 }
 
 /// The row of `key`.
@@ -481,6 +513,8 @@ impl Settings {
     /// The worker's request for these settings and the model they select (or why there is
     /// none).
     pub fn request(&self, manifest: Result<Manifest, String>) -> Request {
+        let manifest_id = manifest.as_ref().ok().map(|m| m.id.clone());
+        let manifest_id = manifest_id.as_deref();
         Request {
             manifest,
             refine: self.refine_params(),
@@ -491,7 +525,22 @@ impl Settings {
             mirror_average: self.mirror_average,
             session: self.session_options(),
             aspect: self.aspect,
+            server: self.server_config(manifest_id),
         }
+    }
+
+    /// The inference server to use, `None` for this computer. `model_id`: the chosen model's
+    /// id, the server model's name when `server_model` is blank.
+    pub fn server_config(&self, model_id: Option<&str>) -> Option<ServerConfig> {
+        (self.inference == Inference::Remote).then(|| ServerConfig {
+            url: self.server_url.trim().to_string(),
+            model: match self.server_model.trim() {
+                "" => model_id.unwrap_or_default().to_string(),
+                name => name.to_string(),
+            },
+            version: self.server_model_version.trim().to_string(),
+            timeout_ms: self.server_timeout_ms,
+        })
     }
 
     /// The background colour as straight-alpha RGBA floats in 0..1.
@@ -601,6 +650,7 @@ mod tests {
                 Kind::Int { max, .. } => json!(max),
                 Kind::Bool { default } => json!(!default),
                 Kind::Path { .. } => json!("/elsewhere"),
+                Kind::Text { .. } => json!("elsewhere"),
                 Kind::Color { default } => json!(default ^ 0xFF),
                 Kind::Choice { choices, .. } if !choices.is_empty() => {
                     json!(choices.last().expect("choices").0)

@@ -144,6 +144,13 @@ pub struct Args {
     /// N masks (a slow model on a busy machine), within --timeout-s
     #[arg(long, value_name = "N", help_heading = "Timing")]
     min_masks: Option<u64>,
+    /// run mode: also end once FILE exists (a test that drives faults from outside)
+    #[arg(long, value_name = "FILE", help_heading = "Timing")]
+    stop_file: Option<PathBuf>,
+    /// run mode: append one JSON line per filter stats poll (every 250 ms) to FILE: seconds
+    /// since the first output frame, output frames, and the filter's stats
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    timeline: Option<PathBuf>,
     /// bound on every wait
     #[arg(long = "timeout-s", value_name = "SECONDS", default_value = "30", value_parser = positive_seconds, help_heading = "Timing")]
     timeout_s: f64,
@@ -465,6 +472,10 @@ pub struct Options {
     pub settle: u64,
     /// `--min-masks`.
     pub min_masks: Option<u64>,
+    /// `--stop-file`.
+    pub stop_file: Option<PathBuf>,
+    /// `--timeline`.
+    pub timeline: Option<PathBuf>,
     pub timeout: Duration,
     pub remove_filter_after_frames: Option<u64>,
     pub settings_storm: Option<u32>,
@@ -584,6 +595,8 @@ impl TryFrom<Args> for Options {
             stills: a.stills,
             settle: a.settle,
             min_masks: a.min_masks,
+            stop_file: a.stop_file,
+            timeline: a.timeline,
             timeout: Duration::from_secs_f64(a.timeout_s),
             remove_filter_after_frames: a.remove_filter_after_frames,
             settings_storm: a.settings_storm,

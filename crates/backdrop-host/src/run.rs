@@ -696,6 +696,12 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     let mut resize_done_at: Option<u64> = None;
     let mut media_ended = false;
     let mut ended_at: Option<Instant> = None;
+    let mut timeline = match &o.timeline {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("--timeline {}", p.display()))?,
+        )),
+        None => None,
+    };
 
     loop {
         std::thread::sleep(POLL);
@@ -708,6 +714,19 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
                 last_stats = Some(s);
             }
             last_stats_at = Instant::now();
+            if let Some(t) = timeline.as_mut() {
+                let line = json!({
+                    "t": elapsed.as_secs_f64(),
+                    "frames": frames,
+                    // OBS's lagged graphics frames since start
+                    "lagged": unsafe { sys::obs_get_lagged_frames() },
+                    "stats": last_stats,
+                });
+                if let Err(e) = writeln!(t, "{line}").and_then(|()| t.flush()) {
+                    errors.push(format!("timeline: {e}"));
+                    timeline = None;
+                }
+            }
         }
         // Video length known only from the source: spread stills once it is.
         if expected_frames.is_none() {
@@ -792,6 +811,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
                 stats.as_ref().and_then(sources::mask_frames).unwrap_or(0) >= n
             })
             || media_ended
+            || o.stop_file.as_ref().is_some_and(|f| f.exists())
             || interrupted();
         let grace_over = match (removal_planned, removal_at) {
             (false, _) => true,

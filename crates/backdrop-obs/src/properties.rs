@@ -166,6 +166,20 @@ impl Properties {
         };
     }
 
+    /// A one-line text field.
+    pub fn add_text(&mut self, name: &str, label: &str) {
+        let (n, l) = (cstring(name), cstring(label));
+        // SAFETY: live object; libobs copies the strings.
+        unsafe {
+            sys::obs_properties_add_text(
+                self.0.as_ptr(),
+                n.as_ptr(),
+                l.as_ptr(),
+                sys::obs_text_type::OBS_TEXT_DEFAULT,
+            )
+        };
+    }
+
     /// A colour picker (value 0xAABBGGRR).
     pub fn add_color(&mut self, name: &str, label: &str) {
         let (n, l) = (cstring(name), cstring(label));

@@ -5,6 +5,7 @@ pub mod block_motion;
 pub mod cadence;
 pub mod manifest;
 pub mod motion;
+pub mod remote;
 pub mod runtime;
 pub mod session;
 pub mod stats;

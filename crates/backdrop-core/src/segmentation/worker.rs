@@ -5,6 +5,10 @@
 
 use super::cadence::{Cadence, CadenceParams, Step};
 use super::manifest::Manifest;
+use super::remote::{
+    HealthCheck, RemoteErrorKind, RemoteModel, ServerConfig, HEALTH_BACKOFF_FIRST_MS,
+    HEALTH_BACKOFF_MAX_MS,
+};
 use super::runtime::{self, Provider};
 use super::session::{Model, SessionOptions};
 use super::stats::Rolling;
@@ -34,6 +38,9 @@ pub struct Request {
     pub session: SessionOptions,
     /// Which part of the frame the model sees (see `mask::roi`).
     pub aspect: AspectMode,
+    /// Infer on this KServe v2 server instead of this computer (the local model stays loaded
+    /// as the fallback); `None`: on this computer.
+    pub server: Option<ServerConfig>,
 }
 
 impl Default for Request {
@@ -46,6 +53,7 @@ impl Default for Request {
             mirror_average: false,
             session: SessionOptions::default(),
             aspect: AspectMode::default(),
+            server: None,
         }
     }
 }
@@ -200,6 +208,76 @@ impl Default for Timings {
     }
 }
 
+/// Failed requests in a row after which the worker infers on this computer (and a background
+/// health check waits for the server): at 30 fps with the default 100 ms deadline, a dead
+/// server costs three frames without a new mask, a refused connection about none.
+pub const MISSES_BEFORE_FALLBACK: u32 = 3;
+
+/// Where inference runs, for the status line and the filter's stats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// On this computer, as chosen.
+    #[default]
+    Local,
+    /// On the inference server.
+    Remote,
+    /// On this computer because the server failed or does not fit (`RemoteStatus::reason`).
+    Fallback,
+}
+
+impl Backend {
+    /// The backend as a stable snake_case word (the filter's stats `inference`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::Remote => "remote",
+            Backend::Fallback => "fallback",
+        }
+    }
+}
+
+/// The inference server's side of the worker: counts, round trips and why it is not used.
+pub struct RemoteStatus {
+    pub backend: Backend,
+    /// Why the server is not used (`Backend::Fallback`), a readable sentence.
+    pub reason: Option<String>,
+    /// The server's model does not fit the manifest: no health check retries it until the
+    /// settings change.
+    pub mismatch: bool,
+    /// Frames whose mask came from the server.
+    pub frames: u64,
+    /// Requests that failed or missed their deadline (each shows the previous mask).
+    pub misses: u64,
+    /// Switches to this computer, and back to the server.
+    pub fallbacks: u64,
+    pub recoveries: u64,
+    /// Round trip of one answered request (pack, send, wait, read, convert), ms.
+    pub round_trip: Rolling,
+    /// Request and response body bytes of the last answered request.
+    pub bytes_sent: usize,
+    pub bytes_received: usize,
+    /// The payload's data type the server model takes (`UINT8` or `FP32`).
+    pub payload: Option<&'static str>,
+}
+
+impl Default for RemoteStatus {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Local,
+            reason: None,
+            mismatch: false,
+            frames: 0,
+            misses: 0,
+            fallbacks: 0,
+            recoveries: 0,
+            round_trip: Rolling::new(300),
+            bytes_sent: 0,
+            bytes_received: 0,
+            payload: None,
+        }
+    }
+}
+
 /// State shared between the filter (graphics and UI threads) and its worker.
 pub struct Shared {
     input: Mutex<Input>,
@@ -210,6 +288,8 @@ pub struct Shared {
     /// Current worker state.
     pub state: Mutex<State>,
     pub timings: Mutex<Timings>,
+    /// Inference on a server: where it runs now and how it goes.
+    pub remote: Mutex<RemoteStatus>,
     /// Frames handed over but overwritten before the worker took them.
     pub frames_dropped: AtomicU64,
     /// Input size (width << 32 | height) of the loaded model, 0 when none: the size the graphics
@@ -234,6 +314,7 @@ impl Shared {
             output: Mutex::new(MaskSlot::default()),
             state: Mutex::new(State::Starting),
             timings: Mutex::new(Timings::default()),
+            remote: Mutex::new(RemoteStatus::default()),
             frames_dropped: AtomicU64::new(0),
             input_size: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -369,6 +450,25 @@ struct Steps {
     coefficients: Vec<f32>,
     tracker: RegionTracker,
     source_size: (u32, u32),
+    /// The inference server, when the request names one.
+    remote: Option<Remote>,
+}
+
+/// The worker's side of an inference server: the checked model while it is used, else the
+/// health check that waits for the server to come back.
+struct Remote {
+    config: ServerConfig,
+    model: Option<RemoteModel>,
+    misses_in_a_row: u32,
+    health: Option<HealthCheck>,
+    /// Wait before the next health check after a fallback, ms: doubles with every fallback
+    /// until a frame is answered again, so a server that is up but answers badly is retried
+    /// ever more rarely (up to `HEALTH_BACKOFF_MAX_MS`).
+    backoff_ms: u64,
+    /// The reason last logged: a fallback for the same reason is not logged again.
+    logged_reason: Option<String>,
+    /// Reconnected after a fallback; the recovery counts (and is logged) with the first answer.
+    recovering: bool,
 }
 
 /// Wall-clock and thread-CPU times of one inferred frame's stages.
@@ -466,6 +566,26 @@ impl Steps {
                 .input_size
                 .store(((w as u64) << 32) | h as u64, Ordering::Release);
         }
+        let same_server = self.remote.as_ref().map(|r| &r.config) == request.server.as_ref();
+        if !same_model || !same_server {
+            self.remote = None; // stops its health check
+            *lock(&shared.remote) = RemoteStatus::default();
+            if let Some(config) = request.server {
+                let mut remote = Remote {
+                    config,
+                    model: None,
+                    misses_in_a_row: 0,
+                    health: None,
+                    backoff_ms: HEALTH_BACKOFF_FIRST_MS,
+                    logged_reason: None,
+                    recovering: false,
+                };
+                if let Some(m) = &self.model {
+                    remote.connect(shared, &m.manifest, false);
+                }
+                self.remote = Some(remote);
+            }
+        }
     }
 
     /// Whether a model is loaded and the frame is at its input size (not one from before a
@@ -522,8 +642,24 @@ impl Steps {
     /// Packs the frame into the input tensor and runs the model; the probability plane lands in
     /// `self.mask`. `None` when the run failed (the state says why).
     fn infer(&mut self, shared: &Shared) -> Option<Times> {
-        let m = self.model.as_mut()?;
         let start = now();
+        if let (Some(remote), Some(m)) = (self.remote.as_mut(), self.model.as_ref()) {
+            match remote.infer(shared, &self.frame, m.output_size(), &m.manifest) {
+                RemoteStep::Answered => {
+                    if let Some(r) = &mut remote.model {
+                        r.swap_probability(&mut self.mask);
+                    }
+                    return Some(Times {
+                        start,
+                        preprocessed: start,
+                        inferred: now(),
+                    });
+                }
+                RemoteStep::Missed => return None, // the previous mask stays
+                RemoteStep::Local => {}
+            }
+        }
+        let m = self.model.as_mut()?;
         m.preprocess(&self.frame.bgra, self.frame.width as usize * 4);
         let preprocessed = now();
         let mut result = m.run().map(|_| ());
@@ -629,6 +765,149 @@ impl Steps {
                 None => m.manifest.id.clone(),
             };
             shared.set_state(State::Running(label, m.provider));
+        }
+    }
+}
+
+/// What became of a frame sent to the inference server.
+enum RemoteStep {
+    /// The server's mask is in the remote model's plane.
+    Answered,
+    /// No mask in time: the previous one stays.
+    Missed,
+    /// The server is not used (now): infer on this computer.
+    Local,
+}
+
+impl Remote {
+    /// Connects and checks the server's model against `manifest`; on failure infers locally
+    /// and, unless the model does not fit, starts the health check. `again`: a reconnection
+    /// after a fallback (counted and logged as a recovery with its first answer).
+    fn connect(&mut self, shared: &Shared, manifest: &Manifest, again: bool) {
+        self.health = None;
+        self.misses_in_a_row = 0;
+        match RemoteModel::connect(&self.config, manifest) {
+            Ok(model) => {
+                let mut status = lock(&shared.remote);
+                status.backend = Backend::Remote;
+                status.reason = None;
+                status.mismatch = false;
+                status.payload = Some(model.payload.datatype());
+                drop(status);
+                if !again {
+                    log::info!(
+                        "inferring on inference server {} (model '{}', {} input)",
+                        self.config.url,
+                        self.config.model,
+                        model.payload.datatype()
+                    );
+                }
+                self.recovering = again;
+                self.model = Some(model);
+            }
+            Err(e) => self.fall_back(shared, e.to_string(), e.kind == RemoteErrorKind::Mismatch),
+        }
+    }
+
+    /// Infers on this computer from now on, says why (once per reason), and (unless the model
+    /// does not fit) waits for the server in the background.
+    fn fall_back(&mut self, shared: &Shared, reason: String, mismatch: bool) {
+        self.model = None;
+        self.misses_in_a_row = 0;
+        self.recovering = false;
+        if self.logged_reason.as_ref() != Some(&reason) {
+            log::warn!("{reason}; inferring on this computer");
+            self.logged_reason = Some(reason.clone());
+        }
+        let mut status = lock(&shared.remote);
+        if status.backend == Backend::Remote {
+            status.fallbacks += 1;
+        }
+        status.backend = Backend::Fallback;
+        status.reason = Some(reason);
+        status.mismatch = mismatch;
+        drop(status);
+        if !mismatch {
+            self.health = HealthCheck::start(&self.config.url, self.backoff_ms)
+                .map_err(|e| log::warn!("cannot start the inference server's health check: {e}"))
+                .ok();
+            self.backoff_ms = (self.backoff_ms * 2).min(HEALTH_BACKOFF_MAX_MS);
+        }
+    }
+
+    /// Sends `frame` to the server when it is used (reconnecting first when the health check
+    /// saw it come back). `mask_size`: the local model's mask, which the answer must match.
+    fn infer(
+        &mut self,
+        shared: &Shared,
+        frame: &Frame,
+        mask_size: (usize, usize),
+        manifest: &Manifest,
+    ) -> RemoteStep {
+        if self.model.is_none() && self.health.as_ref().is_some_and(HealthCheck::ready) {
+            self.connect(shared, manifest, true);
+        }
+        let Some(model) = self.model.as_mut() else {
+            return RemoteStep::Local;
+        };
+        let started = Instant::now();
+        let result = model
+            .infer(&frame.bgra, frame.width as usize * 4)
+            .map(|_| ())
+            .and_then(|()| {
+                if model.output_size() == mask_size {
+                    Ok(())
+                } else {
+                    Err(super::remote::RemoteError {
+                        kind: RemoteErrorKind::Mismatch,
+                        message: format!(
+                            "inference server {}: a {:?} mask, the model's is {mask_size:?}",
+                            self.config.url,
+                            model.output_size()
+                        ),
+                    })
+                }
+            });
+        match result {
+            Ok(()) => {
+                self.misses_in_a_row = 0;
+                self.backoff_ms = HEALTH_BACKOFF_FIRST_MS;
+                let mut status = lock(&shared.remote);
+                if self.recovering {
+                    self.recovering = false;
+                    self.logged_reason = None;
+                    status.recoveries += 1;
+                    log::info!(
+                        "inference server {} is back: inferring there again",
+                        self.config.url
+                    );
+                }
+                status.frames += 1;
+                status
+                    .round_trip
+                    .push(started.elapsed().as_secs_f64() * 1e3);
+                status.bytes_sent = model.bytes_sent;
+                status.bytes_received = model.bytes_received;
+                RemoteStep::Answered
+            }
+            Err(e) => {
+                self.misses_in_a_row += 1;
+                lock(&shared.remote).misses += 1;
+                log::debug!("inference server miss {}: {e}", self.misses_in_a_row);
+                if e.kind == RemoteErrorKind::Mismatch {
+                    self.fall_back(shared, e.message, true);
+                    RemoteStep::Local
+                } else if self.misses_in_a_row >= MISSES_BEFORE_FALLBACK {
+                    let reason = format!(
+                        "{} ({} requests in a row failed)",
+                        e.message, self.misses_in_a_row
+                    );
+                    self.fall_back(shared, reason, false);
+                    RemoteStep::Local
+                } else {
+                    RemoteStep::Missed
+                }
+            }
         }
     }
 }
