@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod triton;
+
 /// The repository root (this crate is crates/backdrop-testdata).
 pub fn root() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");

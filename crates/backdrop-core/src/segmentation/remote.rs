@@ -42,6 +42,12 @@ impl ServerConfig {
         self.url.trim().trim_end_matches('/')
     }
 
+    /// `/v2/models/NAME[/versions/V]/ready`: answers 200 once the model is loaded and ready
+    /// (what the health check waits for).
+    pub fn ready_url(&self) -> String {
+        self.model_url() + "/ready"
+    }
+
     /// `/v2/models/NAME[/versions/V]` on the server.
     fn model_url(&self) -> String {
         let mut u = format!("{}/v2/models/{}", self.base(), self.model.trim());
@@ -171,12 +177,10 @@ pub struct RemoteModel {
     pub bytes_received: usize,
 }
 
-/// Whether the server says it is ready (`GET /v2/health/ready` answers 200) within
-/// `timeout`.
-pub fn server_ready(url: &str, timeout: Duration) -> bool {
-    let agent = agent(timeout);
-    let url = format!("{}/v2/health/ready", url.trim().trim_end_matches('/'));
-    matches!(agent.get(&url).call(), Ok(r) if r.status() == 200)
+/// Whether `GET url` answers 200 within `timeout` (a readiness endpoint: the server's
+/// `/v2/health/ready`, a model's [`ServerConfig::ready_url`]).
+pub fn answers_ready(url: &str, timeout: Duration) -> bool {
+    matches!(agent(timeout).get(url).call(), Ok(r) if r.status() == 200)
 }
 
 fn agent(timeout: Duration) -> ureq::Agent {
@@ -574,8 +578,9 @@ fn check_metadata(meta: &ModelMetadata, manifest: &Manifest) -> Result<Payload, 
     Ok(payload)
 }
 
-/// A background check of `/v2/health/ready` with backoff, while inference runs on this
-/// computer: [`HealthCheck::ready`] turns true once the server answers. The thread stops on
+/// A background readiness check with backoff while inference runs on this computer: the
+/// model's `/v2/models/NAME/ready` (the server's health and the model's presence at once);
+/// [`HealthCheck::ready`] turns true once it answers 200. The thread stops on
 /// drop (within one request's [`CONNECT_TIMEOUT_MS`]).
 pub struct HealthCheck {
     shared: std::sync::Arc<HealthShared>,
@@ -595,8 +600,8 @@ pub const HEALTH_BACKOFF_FIRST_MS: u64 = 250;
 pub const HEALTH_BACKOFF_MAX_MS: u64 = 8000;
 
 impl HealthCheck {
-    /// Starts checking `url` (the server's base URL) on a thread named `backdrop-health`, the
-    /// first check after `first_wait_ms`.
+    /// Starts checking `url` (a readiness endpoint, see [`answers_ready`]) on a thread named
+    /// `backdrop-health`, the first check after `first_wait_ms`.
     ///
     /// # Errors
     /// The thread cannot be started.
@@ -627,7 +632,7 @@ impl HealthCheck {
                         return;
                     }
                     drop(stop);
-                    if server_ready(&url, Duration::from_millis(CONNECT_TIMEOUT_MS)) {
+                    if answers_ready(&url, Duration::from_millis(CONNECT_TIMEOUT_MS)) {
                         s.ready.store(true, std::sync::atomic::Ordering::Release);
                         return;
                     }
@@ -771,7 +776,10 @@ mod tests {
         assert_eq!(e.kind, RemoteErrorKind::Unreachable);
         assert!(e.message.contains(&config.url), "{}", e.message);
         assert!(started.elapsed() < Duration::from_millis(CONNECT_TIMEOUT_MS));
-        assert!(!server_ready(&config.url, Duration::from_millis(200)));
+        assert!(!answers_ready(
+            &config.ready_url(),
+            Duration::from_millis(200)
+        ));
         let https = ServerConfig {
             url: "https://example.invalid".into(),
             ..config

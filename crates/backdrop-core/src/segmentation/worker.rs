@@ -828,7 +828,7 @@ impl Remote {
         status.mismatch = mismatch;
         drop(status);
         if !mismatch {
-            self.health = HealthCheck::start(&self.config.url, self.backoff_ms)
+            self.health = HealthCheck::start(&self.config.ready_url(), self.backoff_ms)
                 .map_err(|e| log::warn!("cannot start the inference server's health check: {e}"))
                 .ok();
             self.backoff_ms = (self.backoff_ms * 2).min(HEALTH_BACKOFF_MAX_MS);

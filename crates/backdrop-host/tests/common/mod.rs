@@ -52,6 +52,11 @@ macro_rules! require {
             None => skip!("build/models is absent: run scripts/setup.sh"),
         }
     };
+    (triton) => {
+        if !backdrop_testdata::triton::installed() {
+            skip!("Triton is not installed (build/triton): run scripts/setup.sh");
+        }
+    };
     (runtime) => {
         match $crate::common::ort_environment() {
             Some(e) => e,

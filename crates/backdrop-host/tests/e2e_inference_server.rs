@@ -1,0 +1,360 @@
+//! Inference on a real NVIDIA Triton (build/triton, started by scripts/triton.sh on free loopback
+//! ports): the server's masks against the local model's, and the filter in real OBS while the
+//! server dies and comes back, or does not fit.
+
+mod common;
+
+use backdrop_core::segmentation::manifest::Manifest;
+use backdrop_core::segmentation::remote::{RemoteModel, ServerConfig};
+use backdrop_core::segmentation::session::{Model, SessionOptions};
+use backdrop_core::segmentation::worker::MISSES_BEFORE_FALLBACK;
+use backdrop_testdata::triton::Triton;
+use common::host;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn run_dir(name: &str) -> PathBuf {
+    let d = common::root().join("target/e2e/runs").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn server(name: &str, dir: &Path) -> Triton {
+    Triton::start(&dir.join(format!("{name}.triton.log"))).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn config(triton: &Triton, model: &str) -> ServerConfig {
+    ServerConfig {
+        url: triton.url.clone(),
+        model: model.into(),
+        version: String::new(),
+        // generous: the server shares this machine's two cores with the test
+        timeout_ms: 5000,
+    }
+}
+
+#[test]
+fn the_servers_masks_equal_the_local_models() {
+    let video = require!(video);
+    let models = require!(models);
+    let env = require!(runtime);
+    require!(triton);
+    let dir = run_dir("inference_server_masks");
+    let triton = server("masks", &dir);
+    for (manifest_file, id) in [
+        ("selfie_general.json", "selfie_general"),
+        ("selfie_landscape.json", "selfie_landscape"),
+    ] {
+        let manifest = Manifest::load(&models.join(manifest_file)).expect("manifest");
+        let mut local = Model::load(env, &manifest, SessionOptions::default()).expect("model");
+        let (w, h) = local.input_size();
+        let (_, _, frames) = common::decode_rgb(&video, Some((w, h)));
+        let mut uint8 = RemoteModel::connect(&config(&triton, id), &manifest).expect("UINT8");
+        let fp32_name = format!("{id}_fp32");
+        let mut fp32 = RemoteModel::connect(&config(&triton, &fp32_name), &manifest).expect("FP32");
+        assert_eq!(uint8.payload.datatype(), "UINT8");
+        assert_eq!(fp32.payload.datatype(), "FP32");
+        let mut worst = [0f32; 2];
+        let mut sum = 0f64;
+        let step = (frames.len() / 20).max(1);
+        for rgb in frames.iter().step_by(step) {
+            let bgra: Vec<u8> = rgb
+                .chunks_exact(3)
+                .flat_map(|p| [p[2], p[1], p[0], 255])
+                .collect();
+            let stride = w as usize * 4;
+            let want = local.infer(&bgra, stride).expect("local").to_vec();
+            sum += want.iter().map(|&v| f64::from(v)).sum::<f64>();
+            for (i, remote) in [&mut uint8, &mut fp32].into_iter().enumerate() {
+                let got = remote.infer(&bgra, stride).expect("remote");
+                assert_eq!(got.len(), want.len());
+                let diff = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                worst[i] = worst[i].max(diff);
+            }
+        }
+        println!(
+            "{id}: max |server - local| UINT8 {:.2e}, FP32 {:.2e}; request {} / {} bytes, answer {} bytes",
+            worst[0], worst[1], uint8.bytes_sent, fp32.bytes_sent, uint8.bytes_received
+        );
+        assert!(sum > 1000.0, "{id}: the frames hold a person");
+        assert!(
+            worst[0] < 1e-4,
+            "{id}: UINT8 payload differs by {}",
+            worst[0]
+        );
+        assert!(
+            worst[1] < 1e-4,
+            "{id}: FP32 payload differs by {}",
+            worst[1]
+        );
+        // UINT8 sends a quarter of the FP32 tensor's bytes
+        assert!(uint8.bytes_sent * 3 < fp32.bytes_sent);
+    }
+}
+
+#[test]
+fn in_obs_the_server_gives_the_same_picture_as_this_computer() {
+    let testdata = require!(testdata);
+    let plugin = require!(plugin);
+    require!(triton);
+    let dir = run_dir("inference_server_pictures");
+    let triton = server("pictures", &dir);
+    let ids = common::portrait_ids(&testdata);
+    let inputs: Vec<String> = ids
+        .iter()
+        .take(4)
+        .map(|id| {
+            testdata
+                .join(format!("portraits/images/{id}.jpg"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    let url = format!("server_url={}", triton.url);
+    let mut args: Vec<&str> = vec!["--mode", "color", "--settle", "4"];
+    // no temporal smoothing: each picture depends on its own masks only, not on how many
+    args.extend(["--set", "temporal_smoothing=0"]);
+    for i in &inputs {
+        args.extend(["--input", i.as_str()]);
+    }
+    let local = host::run("inference_server_pictures_local", &plugin, &args, &[]);
+    args.extend(["--set", "inference=remote", "--set", &url]);
+    let remote = host::run("inference_server_pictures_remote", &plugin, &args, &[]);
+    assert_eq!((local.code, remote.code), (0, 0), "{}", remote.stderr);
+    assert_eq!(remote.stats()["inference"], "remote", "{}", remote.status());
+    for (i, id) in ids.iter().take(4).enumerate() {
+        let name = format!("{id}.result.png");
+        let (a, b) = (
+            host::Rgba::load(&local.out.join(&name)),
+            host::Rgba::load(&remote.out.join(&name)),
+        );
+        let worst =
+            a.px.iter()
+                .zip(&b.px)
+                .map(|(x, y)| x.abs_diff(*y))
+                .max()
+                .unwrap_or(0);
+        let mean = a.mean_abs_diff(&b);
+        println!("portrait {id} (input {i}): server vs local picture: max {worst}, mean {mean:.4} levels");
+        assert!(
+            worst <= 2 && mean < 0.05,
+            "portrait {id}: max {worst}, mean {mean}"
+        );
+    }
+}
+
+/// The timeline's lines (`--timeline`) so far.
+fn timeline(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Waits for the first timeline line after `from` lines that satisfies `want`; its index and
+/// the line. Panics with `what` and the last line after `timeout`.
+fn wait_for(
+    path: &Path,
+    from: usize,
+    timeout: Duration,
+    what: &str,
+    want: impl Fn(&Value) -> bool,
+) -> (usize, Value) {
+    let started = Instant::now();
+    loop {
+        let lines = timeline(path);
+        if let Some((i, l)) = lines.iter().enumerate().skip(from).find(|(_, l)| want(l)) {
+            return (i, l.clone());
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "no {what} within {} s; last: {}",
+            timeout.as_secs(),
+            lines.last().map(Value::to_string).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn stat(line: &Value, key: &str) -> i64 {
+    line["stats"][key].as_i64().unwrap_or(-1)
+}
+
+#[test]
+fn the_server_dies_mid_stream_and_comes_back_while_video_flows() {
+    let video = require!(video);
+    let plugin = require!(plugin);
+    require!(triton);
+    let dir = run_dir("inference_server_outage_driver");
+    let mut triton = server("outage", &dir);
+    let tl = dir.join("timeline.jsonl");
+    let stop = dir.join("stop");
+    let args: Vec<String> = [
+        "--input",
+        video.to_str().unwrap(),
+        "--loop",
+        "--duration",
+        "900",
+        "--timeout-s",
+        "120",
+        "--set",
+        "inference=remote",
+        "--set",
+        &format!("server_url={}", triton.url),
+        "--timeline",
+        tl.to_str().unwrap(),
+        "--stop-file",
+        stop.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let host_plugin = plugin.clone();
+    let host = std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        host::run("inference_server_outage", &host_plugin, &args, &[])
+    });
+    let long = Duration::from_secs(240);
+    let remote = |l: &Value| l["stats"]["inference"] == "remote";
+
+    // 1. Masks from the server.
+    let (i, before) = wait_for(&tl, 0, long, "30 masks from the server", |l| {
+        remote(l) && stat(l, "remote_frames") >= 30
+    });
+    // 2. The server dies: the filter falls back to this computer.
+    triton.kill();
+    let killed_at = before["t"].as_f64().unwrap();
+    let (j, fell) = wait_for(&tl, i + 1, long, "the fallback", |l| {
+        l["stats"]["inference"] == "fallback"
+    });
+    let (k, local) = wait_for(&tl, j, long, "30 local masks after the fallback", |l| {
+        stat(l, "frames_inferred") >= stat(&fell, "frames_inferred") + 30
+    });
+    assert_eq!(fell["stats"]["warning_kind"], "inference_server");
+    let reason = fell["stats"]["remote_reason"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(reason.contains(&triton.url), "{reason}");
+    println!(
+        "outage: fallback seen {:.2} s after the kill, {} misses; status: {}",
+        fell["t"].as_f64().unwrap() - killed_at,
+        stat(&fell, "remote_misses"),
+        fell["stats"]["status"]
+    );
+    // 3. The server comes back: so does the filter, through the health check.
+    triton.restart().unwrap_or_else(|e| panic!("{e}"));
+    let restarted = timeline(&tl).len();
+    let (_, back) = wait_for(
+        &tl,
+        restarted,
+        long,
+        "30 masks from the server again",
+        |l| remote(l) && stat(l, "remote_frames") >= stat(&local, "remote_frames") + 30,
+    );
+    std::fs::write(&stop, b"").unwrap();
+    let run = host.join().expect("host thread");
+    let lines = timeline(&tl);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
+    // Video flowed throughout: every second of the run has new output frames.
+    for (a, b) in lines.iter().zip(lines.iter().skip(4)) {
+        assert!(
+            b["frames"].as_i64() > a["frames"].as_i64(),
+            "no output frame between {} s and {} s",
+            a["t"],
+            b["t"]
+        );
+    }
+    // A miss costs a frame's mask, and only MISSES_BEFORE_FALLBACK of them are spent.
+    assert_eq!(
+        stat(&back, "remote_misses"),
+        i64::from(MISSES_BEFORE_FALLBACK),
+        "{}",
+        back["stats"]
+    );
+    assert_eq!(stat(&back, "remote_fallbacks"), 1);
+    assert_eq!(stat(&back, "remote_recoveries"), 1);
+    assert!(
+        stat(&local, "frames_inferred") > stat(&fell, "frames_inferred"),
+        "local inference ran during the outage"
+    );
+    let log = run.log();
+    let fallbacks = log.matches("inferring on this computer").count();
+    let recoveries = log.matches("is back: inferring there again").count();
+    assert_eq!((fallbacks, recoveries), (1, 1), "one log line each:\n{log}");
+    println!(
+        "outage: {} lines, remote frames {} before / {} after, local masks during {}",
+        lines.len(),
+        stat(&before, "remote_frames"),
+        stat(&back, "remote_frames"),
+        stat(&local, "frames_inferred") - stat(&fell, "frames_inferred") + 30
+    );
+    let _ = k;
+}
+
+#[test]
+fn a_missing_or_unfitting_server_model_is_a_readable_status_and_video_goes_on() {
+    let video = require!(video);
+    let plugin = require!(plugin);
+    require!(triton);
+    let dir = run_dir("inference_server_wrong_model");
+    let triton = server("wrong_model", &dir);
+    let url = format!("server_url={}", triton.url);
+    for (name, server_model, expect) in [
+        (
+            "inference_server_unknown_model",
+            "no_such_model",
+            "model 'no_such_model' is not available",
+        ),
+        // the landscape model's variant takes 144x256 frames; the general model sends 256x256
+        (
+            "inference_server_unfitting_model",
+            "selfie_landscape",
+            "does not fit selfie_general",
+        ),
+    ] {
+        let model = format!("server_model={server_model}");
+        let run = host::run_frames(
+            name,
+            &plugin,
+            &video,
+            60,
+            &[
+                "--model",
+                "selfie_general",
+                "--set",
+                "inference=remote",
+                "--set",
+                &url,
+                "--set",
+                &model,
+                "--min-masks",
+                "20",
+            ],
+        );
+        let s = run.stats();
+        println!("{name}: {}", s["status"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(s["inference"], "fallback");
+        assert_eq!(s["warning_kind"], "inference_server");
+        assert_eq!(s["remote_frames"], 0);
+        assert!(s["mask_frames"].as_i64().unwrap_or(0) >= 20, "{s}");
+        let status = run.status();
+        assert!(status.contains(expect), "{status}");
+        assert!(status.contains(&triton.url), "{status}");
+        assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
+        assert_eq!(
+            run.log().matches("inferring on this computer").count(),
+            1,
+            "{}",
+            run.log()
+        );
+    }
+}
