@@ -17,7 +17,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The two measurements.
+/// The measurements.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Runs the plugin's own mask pipeline (GPU-downscale twin -> Model::infer ->
@@ -35,6 +35,68 @@ pub enum Command {
     /// per frame, and comparisons made from them. Needs ffmpeg, xvfb-run (unless DISPLAY is
     /// set), the plugin folder and backdrop-render. See docs/performance.md.
     Perf(PerfArgs),
+    /// Runs the filter's inference-server client against a real Triton (build/triton, started
+    /// on free loopback ports unless --url is given) on a real video, frame by frame beside the
+    /// local model, and prints one markdown table: round trip (median, p95), client CPU per
+    /// frame, bytes each way and the bandwidth of a 30 fps stream, for the UINT8 and the FP32
+    /// payload, and the largest difference from the local model's mask.
+    Remote(RemoteArgs),
+}
+
+/// Options of `remote`.
+#[derive(Args, Debug)]
+pub struct RemoteArgs {
+    /// frames sent per path
+    #[arg(long, value_name = "N", default_value_t = 300)]
+    frames: usize,
+    /// model id (build/models/ID.json; the server serves ID and ID_fp32)
+    #[arg(long, value_name = "ID", default_value = "selfie_general")]
+    model: String,
+    /// a running server's base URL instead of starting build/triton
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// deadline per request, ms
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    timeout_ms: u32,
+    /// video (default: the talking head of the shared test data)
+    #[arg(long, value_name = "FILE")]
+    video: Option<PathBuf>,
+    /// N clients at once (UINT8 model only): per-stream round trip and frames answered per
+    /// second in all, e.g. against a dynamic-batching repository (models/convert.py
+    /// --max-batch-size)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    streams: usize,
+    /// with --streams: each client sends at this rate (0: back to back)
+    #[arg(long, value_name = "FPS", default_value_t = 30)]
+    fps: u32,
+}
+
+/// The checked options of `remote`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteOptions {
+    pub frames: usize,
+    pub model: String,
+    pub url: Option<String>,
+    pub timeout_ms: u32,
+    pub video: PathBuf,
+    pub streams: usize,
+    pub fps: u32,
+}
+
+impl From<RemoteArgs> for RemoteOptions {
+    fn from(a: RemoteArgs) -> Self {
+        Self {
+            frames: a.frames.max(1),
+            model: a.model,
+            url: a.url,
+            timeout_ms: a.timeout_ms.max(1),
+            streams: a.streams.max(1),
+            fps: a.fps,
+            video: a.video.unwrap_or_else(|| {
+                backdrop_testdata::testdata_dir().join("video/talking_head_a.mp4")
+            }),
+        }
+    }
 }
 
 /// Options of `quality`.
@@ -103,7 +165,8 @@ pub struct PerfArgs {
     /// transparent, pixelate, focal, hologram, source, video, blur-still, blur-every (every
     /// frame inferred), blur-warp (the mask warped between inferences), blur-stillbg (a still
     /// person over a moving background),
-    /// blur-stillbg-every (default: all at 720p, none,passthrough,blur at 1080p)
+    /// blur-stillbg-every, blur-remote (inferred on a Triton server; only when named)
+    /// (default: all but blur-remote at 720p, none,passthrough,blur at 1080p)
     #[arg(long, value_name = "LIST", value_parser = parse_scenarios)]
     scenarios: Option<Scenarios>,
     /// bare Session::run calls per Backdrop run (0 = off)
@@ -126,6 +189,10 @@ pub struct PerfArgs {
     /// a Backdrop filter setting for every Backdrop run (repeatable)
     #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
     set: Vec<String>,
+    /// the inference server of blur-remote (default: start build/triton on free loopback
+    /// ports for the bench's life)
+    #[arg(long, value_name = "URL")]
+    server_url: Option<String>,
     /// canvas and clip frame rate (each source frame of the talking head shown once). Below
     /// 30, a machine that cannot draw 30 frames a second (software rendering) still shows the
     /// worker every source frame in turn, as a real 30 fps canvas would; the worker's cores
@@ -253,6 +320,8 @@ pub struct PerfOptions {
     /// Run nothing; report the runs already in `OUT/runs`.
     pub report_only: bool,
     pub set: Vec<String>,
+    /// The server of `blur-remote` (`None`: the bench starts build/triton).
+    pub server_url: Option<String>,
     pub plugin: PathBuf,
     pub render: Option<PathBuf>,
     pub video: PathBuf,
@@ -334,6 +403,7 @@ impl TryFrom<PerfArgs> for PerfOptions {
             rounds: a.rounds,
             report_only: a.report_only,
             set: a.set,
+            server_url: a.server_url,
             plugin: a
                 .plugin
                 .unwrap_or_else(|| root().join("build/plugin/obs-backdrop")),
@@ -351,6 +421,7 @@ impl TryFrom<PerfArgs> for PerfOptions {
 pub enum Parsed {
     Quality(QualityOptions),
     Perf(PerfOptions),
+    Remote(RemoteOptions),
 }
 
 /// Parses the arguments after the program name (what `main` does with clap's `parse`, as a
@@ -369,6 +440,7 @@ pub fn parsed(cli: Cli) -> Result<Parsed> {
     Ok(match cli.command {
         Command::Quality(a) => Parsed::Quality(a.into()),
         Command::Perf(a) => Parsed::Perf(a.try_into()?),
+        Command::Remote(a) => Parsed::Remote(a.into()),
     })
 }
 

@@ -9,10 +9,13 @@
 //! per scenario) and prints the performance figures and comparisons made from them. See
 //! `docs/performance.md`.
 //!
+//! `backdrop-bench remote` measures the inference-server client against a real Triton.
+//!
 //! Layout: `cli` (options), `config` (the rows), `downscale` (frame -> model input, twin of the
 //! effect's `PSDownscale`), `media` (ffmpeg decoding, PNG in/out), `metrics` (IoU, boundary
 //! F-score, flicker), `synthetic` (videos with exact ground truth), `quality` (the run and the
-//! tables), `perf` (the performance scenarios, their tables and comparisons).
+//! tables), `perf` (the performance scenarios, their tables and comparisons), `remote` (the
+//! inference-server client's figures).
 
 mod cli;
 mod config;
@@ -21,6 +24,7 @@ mod media;
 mod metrics;
 mod perf;
 mod quality;
+mod remote;
 mod synthetic;
 
 use anyhow::{Context, Result};
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
     let result = match cli::parsed(cli) {
         Ok(cli::Parsed::Quality(o)) => quality::run(&o),
         Ok(cli::Parsed::Perf(o)) => perf::run(&o),
+        Ok(cli::Parsed::Remote(o)) => remote::run(&o),
         Err(e) => {
             eprintln!("backdrop-bench: {e:#}\n(see --help)");
             return ExitCode::from(2);

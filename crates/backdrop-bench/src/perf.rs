@@ -63,7 +63,7 @@ impl Scenario {
 }
 
 /// Every scenario, in table order.
-pub const SCENARIOS: [Scenario; 16] = [
+pub const SCENARIOS: [Scenario; 17] = [
     Scenario {
         name: "none",
         label: "no filter",
@@ -176,7 +176,21 @@ pub const SCENARIOS: [Scenario; 16] = [
         filter: Some("blur"),
         settings: &["motion_threshold=0"],
     },
+    Scenario {
+        name: "blur-remote",
+        label: "Backdrop blur, inferred on a Triton server (loopback)",
+        clip: Clip::Talking,
+        filter: Some("blur"),
+        settings: &["inference=remote"],
+    },
 ];
+
+impl Scenario {
+    /// Whether it infers on an inference server (the bench starts Triton unless given one).
+    pub fn remote(&self) -> bool {
+        self.settings.contains(&"inference=remote")
+    }
+}
 
 /// Scenarios run at 1080p unless `--scenarios` says otherwise.
 pub const DEFAULT_1080: [&str; 3] = ["none", "passthrough", "blur"];
@@ -227,6 +241,32 @@ impl Resolution {
     }
 }
 
+/// The server of the `blur-remote` scenario: `--server-url`, else one Triton (build/triton)
+/// started on first use and kept for the bench's life.
+fn server_url(opts: &PerfOptions) -> Result<Option<String>> {
+    static TRITON: std::sync::Mutex<Option<backdrop_testdata::triton::Triton>> =
+        std::sync::Mutex::new(None);
+    if let Some(u) = &opts.server_url {
+        return Ok(Some(u.clone()));
+    }
+    let wants = opts
+        .scenarios
+        .as_ref()
+        .is_some_and(|l| l.iter().any(|n| n == "blur-remote"));
+    if !wants {
+        return Ok(None);
+    }
+    let mut t = TRITON.lock().unwrap_or_else(|e| e.into_inner());
+    if t.is_none() {
+        std::fs::create_dir_all(&opts.out)?;
+        eprintln!("backdrop-bench perf: starting Triton for blur-remote (scripts/triton.sh)");
+        let started = backdrop_testdata::triton::Triton::start(&opts.out.join("triton.log"))
+            .map_err(anyhow::Error::msg)?;
+        *t = Some(started);
+    }
+    Ok(t.as_ref().map(|t| t.url.clone()))
+}
+
 /// The scenarios to run at `res`.
 fn scenarios_for(opts: &PerfOptions, res: Resolution) -> Vec<Scenario> {
     SCENARIOS
@@ -234,7 +274,8 @@ fn scenarios_for(opts: &PerfOptions, res: Resolution) -> Vec<Scenario> {
         .copied()
         .filter(|s| match &opts.scenarios {
             Some(list) => list.iter().any(|n| n == s.name),
-            None => res == Resolution::P720 || DEFAULT_1080.contains(&s.name),
+            // a server scenario only when named
+            None => !s.remote() && (res == Resolution::P720 || DEFAULT_1080.contains(&s.name)),
         })
         .collect()
 }
@@ -771,6 +812,7 @@ fn run_process(
     inputs: &Inputs,
     out: &Path,
 ) -> Result<(Value, f64)> {
+    let server_url = server_url(opts)?;
     let _ = std::fs::remove_dir_all(out);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut args: Vec<String> = Vec::new();
@@ -825,6 +867,11 @@ fn run_process(
     }
     for kv in scenario.settings {
         args.extend([s("--set"), kv.to_string()]);
+    }
+    if scenario.remote() {
+        if let Some(url) = server_url {
+            args.extend([s("--set"), format!("server_url={url}")]);
+        }
     }
     for kv in &opts.set {
         if scenario.backdrop() {

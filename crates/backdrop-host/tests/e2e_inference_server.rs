@@ -149,6 +149,84 @@ fn in_obs_the_server_gives_the_same_picture_as_this_computer() {
     }
 }
 
+#[test]
+fn the_dynamic_batch_variant_gives_each_frame_of_a_batch_its_own_mask() {
+    let video = require!(video);
+    let models = require!(models);
+    let env = require!(runtime);
+    let python = common::root().join(".venv/bin/python");
+    if !python.is_file() {
+        skip!(".venv is absent: run scripts/setup.sh");
+    }
+    let repo = run_dir("inference_server_batch_variant").join("repository");
+    let status = std::process::Command::new(&python)
+        .arg(common::root().join("models/convert.py"))
+        .arg("--triton-repository")
+        .arg(&repo)
+        .arg("--models-dir")
+        .arg(&models)
+        .arg("--manifest")
+        .arg(common::root().join("models/selfie_general.json"))
+        .args(["--max-batch-size", "8"])
+        .status()
+        .expect("python runs");
+    assert!(status.success());
+    let config = std::fs::read_to_string(repo.join("selfie_general/config.pbtxt")).unwrap();
+    assert!(config.contains("max_batch_size: 8") && config.contains("dynamic_batching"));
+    let manifest = Manifest::load(&models.join("selfie_general.json")).expect("manifest");
+    let mut local = Model::load(env, &manifest, SessionOptions::default()).expect("model");
+    let mut session = backdrop_core::segmentation::session::build_session(
+        env,
+        &repo.join("selfie_general/1/model.onnx"),
+        SessionOptions::default(),
+    )
+    .expect("the batch variant loads");
+    let (_, _, frames) = common::decode_rgb(&video, Some((256, 256)));
+    let picked: Vec<&Vec<u8>> = frames.iter().step_by(frames.len() / 3).take(3).collect();
+    let batch: Vec<u8> = picked.iter().flat_map(|f| f.iter().copied()).collect();
+    let input = ort::value::Tensor::from_array(([3usize, 256, 256, 3], batch)).unwrap();
+    let outputs = session
+        .run(ort::inputs!["input_1" => input])
+        .expect("a batch of 3 runs");
+    let (shape, data) = outputs["activation_10"]
+        .try_extract_tensor::<u16>()
+        .expect("UINT16 answer");
+    assert_eq!(shape.to_vec(), vec![3, 4, 128, 128]);
+    let per_frame = 4 * 128 * 128;
+    let mut worst = 0f32;
+    for (i, rgb) in picked.iter().enumerate() {
+        let bgra: Vec<u8> = rgb
+            .chunks_exact(3)
+            .flat_map(|p| [p[2], p[1], p[0], 255])
+            .collect();
+        local.infer(&bgra, 256 * 4).expect("local");
+        // the batch's answer read the way the client reads it (UINT16 / 65535, depth to space)
+        let mut raw = vec![0f32; 256 * 256];
+        let spec = manifest.output.clone();
+        let values: Vec<f32> = data[i * per_frame..(i + 1) * per_frame]
+            .iter()
+            .map(|&v| f32::from(v) / 65535.0)
+            .collect();
+        backdrop_core::segmentation::tensor::person_probability(
+            &values,
+            4,
+            backdrop_core::segmentation::manifest::Layout::Nchw,
+            &spec,
+            256,
+            &mut raw,
+        )
+        .unwrap();
+        let diff = raw
+            .iter()
+            .zip(local.probability())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        worst = worst.max(diff);
+    }
+    println!("dynamic-batch variant, a batch of 3 frames: max |batch - local| {worst:.2e}");
+    assert!(worst < 1e-4, "{worst}");
+}
+
 /// The timeline's lines (`--timeline`) so far.
 fn timeline(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)

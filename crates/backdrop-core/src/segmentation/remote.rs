@@ -13,10 +13,11 @@
 //!   it (786,432 bytes at 256x256), so any server serving the plain `.onnx` works too.
 //!
 //! The response's output named in the manifest is read like the local model's (same shapes, same
-//! [`tensor::person_probability`]). Protocol: <https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/>,
+//! [`tensor::person_probability`]): FP32, or UINT16 `round(p * 65535)` for a probability output
+//! (the server variant's answer, half the bytes, within 7.7e-6 of the float). Protocol: <https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/>,
 //! binary extension: Triton's `docs/protocol/extension_binary_data.md`.
 
-use super::manifest::{ChannelOrder, Manifest};
+use super::manifest::{ChannelOrder, Manifest, OutputKind};
 use super::session::output_geometry;
 use super::tensor;
 use serde::Deserialize;
@@ -396,7 +397,19 @@ impl RemoteModel {
             &self.response,
         )
         .map_err(&failed)?;
+        let uint16 = parsed
+            .outputs
+            .iter()
+            .any(|o| o.name == self.manifest.output.name && o.datatype == "UINT16");
         match source {
+            OutputData::Binary(range) if uint16 => {
+                self.values.clear();
+                self.values.extend(
+                    self.response[range]
+                        .chunks_exact(2)
+                        .map(|b| f32::from(u16::from_le_bytes([b[0], b[1]])) / 65535.0),
+                );
+            }
             OutputData::Binary(range) => {
                 self.values.clear();
                 self.values.extend(
@@ -404,6 +417,12 @@ impl RemoteModel {
                         .chunks_exact(4)
                         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
                 );
+            }
+            OutputData::Json(i) if uint16 => {
+                self.values.clear();
+                if let Some(d) = &parsed.outputs[i].data {
+                    self.values.extend(d.iter().map(|v| v / 65535.0));
+                }
             }
             OutputData::Json(i) => {
                 self.values.clear();
@@ -508,8 +527,11 @@ fn find_output(
             .and_then(|v| v.as_u64())
             .map(|v| v as usize);
         if o.name == name {
-            if o.datatype != "FP32" {
-                return Err(format!("output '{name}' is {}, not FP32", o.datatype));
+            if o.datatype != "FP32" && o.datatype != "UINT16" {
+                return Err(format!(
+                    "output '{name}' is {}, not FP32 or UINT16",
+                    o.datatype
+                ));
             }
             return match size {
                 Some(n) if offset.checked_add(n).is_some_and(|end| end <= body.len()) => {
@@ -564,8 +586,17 @@ fn check_metadata(meta: &ModelMetadata, manifest: &Manifest) -> Result<Payload, 
         let names: Vec<&str> = meta.outputs.iter().map(|o| o.name.as_str()).collect();
         return Err(format!("it has no output '{want}' (it has {names:?})"));
     };
-    if output.datatype != "FP32" {
-        return Err(format!("its output is {}, not FP32", describe(output)));
+    let probability = manifest.output.kind == OutputKind::Probability;
+    match output.datatype.as_str() {
+        "FP32" => {}
+        "UINT16" if probability => {}
+        _ => {
+            return Err(format!(
+                "its output is {}, not FP32{}",
+                describe(output),
+                if probability { " or UINT16" } else { "" }
+            ))
+        }
     }
     let mut shape = output.shape.clone();
     if let Some(first) = shape.first_mut() {
@@ -724,7 +755,17 @@ mod tests {
             ),
             &m,
         );
-        assert!(wrong_type.unwrap_err().contains("not FP32"));
+        assert!(wrong_type.unwrap_err().contains("not FP32 or UINT16"));
+        assert_eq!(
+            check_metadata(
+                &meta(
+                    ("UINT8", &[1, 256, 256, 3]),
+                    ("out", "UINT16", &[1, 4, 128, 128])
+                ),
+                &m
+            ),
+            Ok(Payload::Uint8)
+        );
         let wrong_shape = check_metadata(
             &meta(
                 ("UINT8", &[1, 256, 256, 3]),
