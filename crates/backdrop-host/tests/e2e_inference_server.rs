@@ -118,8 +118,9 @@ fn in_obs_the_server_gives_the_same_picture_as_this_computer() {
         .collect();
     let url = format!("server_url={}", triton.url);
     let mut args: Vec<&str> = vec!["--mode", "color", "--settle", "4"];
-    // no temporal smoothing: each picture depends on its own masks only, not on how many
-    args.extend(["--set", "temporal_smoothing=0"]);
+    // no temporal smoothing and the whole frame stretched (no person region that moves from
+    // mask to mask): each picture depends on its last mask only, not on how many came before
+    args.extend(["--set", "temporal_smoothing=0", "--set", "aspect=stretch"]);
     for i in &inputs {
         args.extend(["--input", i.as_str()]);
     }
