@@ -1,10 +1,11 @@
-//! Hostile input, generated: whatever a manifest file, a settings object, a model's output shape
-//! or its output values hold, the parsers and packers give a value or a readable error, never a
+//! Hostile input, generated: whatever a manifest file, a settings object, a model's output shape,
+//! its output values or an inference server's answer hold, the parsers and packers give a value or a readable error, never a
 //! panic, and what they accept stays within the bounds the rest of the plugin relies on.
 //! (`proptest`: stable Rust, so it runs in every `cargo test`; cargo-fuzz needs nightly.)
 //! `PROPTEST_CASES` sets the number of cases per property (256 by default).
 
 use backdrop_core::segmentation::manifest::{Layout, Manifest, OutputKind, OutputSpec};
+use backdrop_core::segmentation::remote::read_answer;
 use backdrop_core::segmentation::session::{output_geometry, MAX_OUTPUT_SIDE};
 use backdrop_core::segmentation::tensor::{pack_bgra, person_probability};
 use backdrop_core::settings::Settings;
@@ -200,5 +201,101 @@ proptest! {
         let mut tensor = vec![f32::NAN; width * height * 3];
         pack_bgra(&bgra, width, height, stride, &manifest.input, &mut tensor);
         prop_assert!(tensor.iter().all(|v| v.is_finite()));
+    }
+
+    /// An inference server's answer, whatever its bytes: a mask of probabilities in 0..1 of a
+    /// bounded size, or a readable error. The answers are built around a real one (JSON
+    /// header, binary tensor) with any part replaced.
+    #[test]
+    fn any_server_answer_is_a_mask_or_an_error(
+        status in prop_oneof![Just(200u16), Just(400), Just(500), any::<u16>()],
+        datatype in prop_oneof![
+            Just("FP32".to_string()),
+            Just("UINT16".to_string()),
+            Just("UINT8".to_string()),
+            ".{0,6}",
+        ],
+        shape in prop::collection::vec(
+            prop_oneof![Just(-1i64), Just(0), Just(1), Just(4), Just(72), Just(128), Just(4097), any::<i64>()],
+            0..6,
+        ),
+        declared in prop_oneof![Just(None), (0u64..300_000).prop_map(Some)],
+        payload in prop::collection::vec(any::<u8>(), 0..4096),
+        header_len in prop_oneof![Just(None), Just(Some(usize::MAX)), (0usize..5000).prop_map(Some)],
+        json_data in prop_oneof![Just(None), prop::collection::vec(any::<f32>().prop_filter("finite", |v| v.is_finite()), 0..64).prop_map(Some)],
+        garbage in prop_oneof![Just(None), ".{0,80}".prop_map(Some)],
+    ) {
+        let mut m = valid_manifest();
+        set_path(&mut m, &["output"], json!({ "name": "out", "kind": "probability",
+            "person_channel": 0, "blocksize": 2 }));
+        set_path(&mut m, &["input", "shape"], json!([1, 256, 256, 3]));
+        let manifest = Manifest::parse(&m.to_string()).unwrap();
+        let mut output = json!({ "name": "out", "datatype": datatype, "shape": shape });
+        if let Some(n) = declared {
+            output["parameters"] = json!({ "binary_data_size": n });
+        }
+        if let Some(d) = json_data {
+            output["data"] = json!(d);
+        }
+        let header = match garbage {
+            Some(g) => g,
+            None => json!({ "model_name": "m", "outputs": [output] }).to_string(),
+        };
+        let mut body = header.clone().into_bytes();
+        let json_len = header_len.map(|n| if n == 5000 { body.len() } else { n });
+        body.extend_from_slice(&payload);
+        let (mut values, mut probability) = (Vec::new(), Vec::new());
+        if let Ok((w, h)) = read_answer(
+            &manifest,
+            (256, 256),
+            (status, json_len, &body),
+            &mut values,
+            &mut probability,
+        ) {
+            prop_assert!(w >= 1 && h >= 1 && w <= MAX_OUTPUT_SIDE && h <= MAX_OUTPUT_SIDE);
+            prop_assert_eq!(probability.len(), w * h);
+            prop_assert!(probability.iter().all(|p| (0.0..=1.0).contains(p)));
+        }
+    }
+
+    /// A well-formed answer of the right size always reads, binary or JSON, FP32 or UINT16.
+    #[test]
+    fn a_well_formed_answer_reads(uint16 in any::<bool>(), binary in any::<bool>(), seed in any::<u16>()) {
+        let mut m = valid_manifest();
+        set_path(&mut m, &["output"], json!({ "name": "out", "kind": "probability",
+            "person_channel": 0, "blocksize": 2 }));
+        set_path(&mut m, &["input", "shape"], json!([1, 16, 8, 3]));
+        let manifest = Manifest::parse(&m.to_string()).unwrap();
+        let n = 4 * 8 * 4; // [1, 4, 16 / 2, 8 / 2]: an 8 x 16 mask, 128 values
+        let raw: Vec<u16> = (0..n as u16).map(|i| i.wrapping_mul(seed)).collect();
+        let datatype = if uint16 { "UINT16" } else { "FP32" };
+        let mut output = json!({ "name": "out", "datatype": datatype, "shape": [1, 4, 8, 4] });
+        let mut tail = Vec::new();
+        if binary {
+            for &v in &raw {
+                if uint16 {
+                    tail.extend_from_slice(&v.to_le_bytes());
+                } else {
+                    tail.extend_from_slice(&(f32::from(v) / 65535.0).to_le_bytes());
+                }
+            }
+            output["parameters"] = json!({ "binary_data_size": tail.len() });
+        } else {
+            let scale = if uint16 { 1.0 } else { 1.0 / 65535.0 };
+            output["data"] = json!(raw.iter().map(|&v| f32::from(v) * scale).collect::<Vec<_>>());
+        }
+        let header = json!({ "outputs": [output] }).to_string();
+        let mut body = header.clone().into_bytes();
+        body.extend_from_slice(&tail);
+        let (mut values, mut probability) = (Vec::new(), Vec::new());
+        let size = read_answer(
+            &manifest,
+            (8, 16),
+            (200, binary.then_some(header.len()), &body),
+            &mut values,
+            &mut probability,
+        );
+        prop_assert_eq!(size, Ok((8, 16)));
+        prop_assert!(probability.iter().all(|p| (0.0..=1.0).contains(p)));
     }
 }

@@ -371,94 +371,20 @@ impl RemoteModel {
                 )
             })?;
         self.bytes_received = self.response.len();
-        let failed = |why: String| {
+        let (w, h) = self.input_size();
+        self.size = read_answer(
+            &self.manifest,
+            (w as usize, h as usize),
+            (status, header_len, &self.response),
+            &mut self.values,
+            &mut self.probability,
+        )
+        .map_err(|why| {
             RemoteError::new(
                 RemoteErrorKind::Failed,
                 format!("inference server {}: {why}", config.base()),
             )
-        };
-        let json_len = header_len.unwrap_or(self.response.len());
-        if json_len > self.response.len() {
-            return Err(failed(format!(
-                "answer header of {json_len} bytes in a {}-byte answer",
-                self.response.len()
-            )));
-        }
-        let parsed: InferResponse = serde_json::from_slice(&self.response[..json_len])
-            .map_err(|e| failed(format!("unreadable answer (HTTP {status}): {e}")))?;
-        if status != 200 || parsed.error.is_some() {
-            let why = parsed.error.unwrap_or_default();
-            return Err(failed(format!("inference refused (HTTP {status}): {why}")));
-        }
-        let (shape, source) = find_output(
-            &parsed,
-            &self.manifest.output.name,
-            json_len,
-            &self.response,
-        )
-        .map_err(&failed)?;
-        let uint16 = parsed
-            .outputs
-            .iter()
-            .any(|o| o.name == self.manifest.output.name && o.datatype == "UINT16");
-        match source {
-            OutputData::Binary(range) if uint16 => {
-                self.values.clear();
-                self.values.extend(
-                    self.response[range]
-                        .chunks_exact(2)
-                        .map(|b| f32::from(u16::from_le_bytes([b[0], b[1]])) / 65535.0),
-                );
-            }
-            OutputData::Binary(range) => {
-                self.values.clear();
-                self.values.extend(
-                    self.response[range]
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                );
-            }
-            OutputData::Json(i) if uint16 => {
-                self.values.clear();
-                if let Some(d) = &parsed.outputs[i].data {
-                    self.values.extend(d.iter().map(|v| v / 65535.0));
-                }
-            }
-            OutputData::Json(i) => {
-                self.values.clear();
-                if let Some(d) = &parsed.outputs[i].data {
-                    self.values.extend_from_slice(d);
-                }
-            }
-        }
-        let (w, h) = self.input_size();
-        let spec = &self.manifest.output;
-        let ((mw, mh), channels, layout) =
-            output_geometry(&shape, (w as usize, h as usize), spec.blocksize).map_err(&failed)?;
-        // a depth-packed output holds b*b channels of (w/b) x (h/b) values: w x h in all
-        let expected = if spec.blocksize > 1 {
-            mw * mh
-        } else {
-            mw * mh * channels
-        };
-        if self.values.len() != expected {
-            return Err(failed(format!(
-                "output '{}' has {} values for its shape {shape:?}",
-                spec.name,
-                self.values.len()
-            )));
-        }
-        self.size = (mw, mh);
-        self.probability.resize(mw * mh, 0.0);
-        tensor::person_probability(
-            &self.values,
-            channels,
-            layout,
-            spec,
-            mw,
-            &mut self.probability,
-        )
-        .map_err(&failed)?;
+        })?;
         Ok(&self.probability)
     }
 
@@ -499,6 +425,78 @@ impl RemoteModel {
             }
         }
     }
+}
+
+/// Reads an inference answer: HTTP `status`, the `Inference-Header-Content-Length` value (none:
+/// all JSON) and the body. The manifest's output (FP32, or UINT16 `round(p * 65535)`; binary or
+/// JSON `data`) becomes the person probability plane in `probability`; `values` is scratch.
+/// Returns the mask (width, height) in px; `input` is the model's input size.
+///
+/// # Errors
+/// An error answer, a malformed one, or an output that does not make a mask, as a readable
+/// sentence. Never panics, whatever the bytes (`tests/hostile_input.rs`).
+pub fn read_answer(
+    manifest: &Manifest,
+    input: (usize, usize),
+    (status, header_len, body): (u16, Option<usize>, &[u8]),
+    values: &mut Vec<f32>,
+    probability: &mut Vec<f32>,
+) -> Result<(usize, usize), String> {
+    let json_len = header_len.unwrap_or(body.len());
+    if json_len > body.len() {
+        return Err(format!(
+            "answer header of {json_len} bytes in a {}-byte answer",
+            body.len()
+        ));
+    }
+    let parsed: InferResponse = serde_json::from_slice(&body[..json_len])
+        .map_err(|e| format!("unreadable answer (HTTP {status}): {e}"))?;
+    if status != 200 || parsed.error.is_some() {
+        let why = parsed.error.unwrap_or_default();
+        return Err(format!("inference refused (HTTP {status}): {why}"));
+    }
+    let spec = &manifest.output;
+    let (shape, source) = find_output(&parsed, &spec.name, json_len, body)?;
+    let uint16 = parsed
+        .outputs
+        .iter()
+        .any(|o| o.name == spec.name && o.datatype == "UINT16");
+    values.clear();
+    match source {
+        OutputData::Binary(range) if uint16 => values.extend(
+            body[range]
+                .chunks_exact(2)
+                .map(|b| f32::from(u16::from_le_bytes([b[0], b[1]])) / 65535.0),
+        ),
+        OutputData::Binary(range) => values.extend(
+            body[range]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        ),
+        OutputData::Json(i) => {
+            let scale = if uint16 { 1.0 / 65535.0 } else { 1.0 };
+            if let Some(d) = &parsed.outputs[i].data {
+                values.extend(d.iter().map(|v| v * scale));
+            }
+        }
+    }
+    let ((mw, mh), channels, layout) = output_geometry(&shape, input, spec.blocksize)?;
+    // a depth-packed output holds b*b channels of (w/b) x (h/b) values: w x h in all
+    let expected = if spec.blocksize > 1 {
+        mw * mh
+    } else {
+        mw * mh * channels
+    };
+    if values.len() != expected {
+        return Err(format!(
+            "output '{}' has {} values for its shape {shape:?}",
+            spec.name,
+            values.len()
+        ));
+    }
+    probability.resize(mw * mh, 0.0);
+    tensor::person_probability(values, channels, layout, spec, mw, probability)?;
+    Ok((mw, mh))
 }
 
 /// Where an output's values are in a response.
