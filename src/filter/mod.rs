@@ -366,6 +366,7 @@ impl Filter {
                 "remote_bytes_received": r.bytes_received,
             })
         };
+        let gpu_objects = backdrop_obs::gfx::live_objects();
         let t = lock(&shared.timings);
         let mut stats = serde_json::json!({
             "status": condition.text,
@@ -426,6 +427,16 @@ impl Filter {
             "render_ms_p95": q(&render_ms, 0.95),
             "mask_age_median": q(&mask_age, 0.5),
             "mask_age_max": q(&mask_age, 1.0),
+            // graphics objects alive in the process, made through the plugin's wrappers (all
+            // Backdrop filters together): constant while the filter runs, unless it leaks
+            "gpu_objects": {
+                "texrenders": gpu_objects.texrenders,
+                "stage_surfaces": gpu_objects.stage_surfaces,
+                "textures": gpu_objects.textures,
+                "effects": gpu_objects.effects,
+                "images": gpu_objects.images,
+                "total": gpu_objects.total(),
+            },
         });
         if let (Some(all), Some(remote)) = (stats.as_object_mut(), remote.as_object()) {
             all.extend(remote.clone());

@@ -144,6 +144,15 @@ pub struct Args {
     /// N masks (a slow model on a busy machine), within --timeout-s
     #[arg(long, value_name = "N", help_heading = "Timing")]
     min_masks: Option<u64>,
+    /// run mode, soak: every SECONDS change the filter's settings (mode, model, threshold,
+    /// blur), every second time also disable the filter for 5 s, every fourth hide the source
+    /// for 5 s; sample memory, threads, fds, graphics objects, lagged frames and masks every
+    /// 10 s (report.json "soak", with the trends after --soak-warmup)
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds, help_heading = "Fault injection")]
+    soak_period: Option<f64>,
+    /// soak: samples before this are not judged
+    #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = non_negative_seconds, help_heading = "Fault injection")]
+    soak_warmup: f64,
     /// run mode: also end once FILE exists (a test that drives faults from outside)
     #[arg(long, value_name = "FILE", help_heading = "Timing")]
     stop_file: Option<PathBuf>,
@@ -472,6 +481,8 @@ pub struct Options {
     pub settle: u64,
     /// `--min-masks`.
     pub min_masks: Option<u64>,
+    /// `--soak-period` and `--soak-warmup`.
+    pub soak: Option<(Duration, Duration)>,
     /// `--stop-file`.
     pub stop_file: Option<PathBuf>,
     /// `--timeline`.
@@ -595,6 +606,12 @@ impl TryFrom<Args> for Options {
             stills: a.stills,
             settle: a.settle,
             min_masks: a.min_masks,
+            soak: a.soak_period.map(|p| {
+                (
+                    Duration::from_secs_f64(p),
+                    Duration::from_secs_f64(a.soak_warmup),
+                )
+            }),
             stop_file: a.stop_file,
             timeline: a.timeline,
             timeout: Duration::from_secs_f64(a.timeout_s),

@@ -8,7 +8,7 @@
 //! the unfiltered frame), `capture` (raw output frames, pairing), `record` (mp4 output),
 //! `png_out` (PNG files), `virtualcam` (OBS's virtual camera), `run` (the two modes and the
 //! report), `perf` (CPU, OBS counters and the bare model over a steady window), `alloc_count`
-//! (per-thread allocation counts).
+//! (per-thread allocation counts), `soak` (the long run's actions, samples and trends).
 
 mod alloc_count;
 mod capture;
@@ -19,6 +19,7 @@ mod perf;
 mod png_out;
 mod record;
 pub mod run;
+pub mod soak;
 mod sources;
 mod tap;
 mod virtualcam;

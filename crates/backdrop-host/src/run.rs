@@ -696,6 +696,9 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     let mut resize_done_at: Option<u64> = None;
     let mut media_ended = false;
     let mut ended_at: Option<Instant> = None;
+    let mut soak = o
+        .soak
+        .map(|(period, warmup)| crate::soak::Soak::new(period, warmup, o.views));
     let mut timeline = match &o.timeline {
         Some(p) => Some(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("--timeline {}", p.display()))?,
@@ -715,7 +718,11 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
             }
             last_stats_at = Instant::now();
             if let Some(t) = timeline.as_mut() {
+                let (rss_kb, threads, fds) = crate::soak::process_sample();
                 let line = json!({
+                    "rss_kb": rss_kb,
+                    "threads": threads,
+                    "fds": fds,
                     "t": elapsed.as_secs_f64(),
                     "frames": frames,
                     // OBS's lagged graphics frames since start
@@ -766,6 +773,9 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
             }
         }
         storm.step(o, &chain, frames);
+        if let Some(s) = soak.as_mut() {
+            s.step(&chain, elapsed, &last_stats);
+        }
         if let Some((f, w, h)) = o.resize_at_frame {
             if resize_done_at.is_none() && frames >= f {
                 resize_input(o, &chain, w, h);
@@ -857,6 +867,9 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         }
     }
     let run_s = t0.elapsed().as_secs_f64();
+    if let Some(s) = soak.as_mut() {
+        s.restore(&chain);
+    }
     // The window ends with the run; the bare inference runs after it, the scene still running.
     let mut perf_report = window.finish(&chain);
     if o.bare_inference_runs > 0 && !interrupted() {
@@ -941,6 +954,9 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         .is_some_and(|m| m >= o.settle);
     report["run_s"] = json!(run_s);
     report["perf"] = perf_report;
+    if let Some(s) = &soak {
+        report["soak"] = s.finish();
+    }
     report["inputs"] = json!([{
         "path": input.describe(),
         "result_png": result_png,

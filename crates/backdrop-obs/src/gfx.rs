@@ -188,6 +188,51 @@ impl Texture<'_> {
 
 /// A `gs_texrender_t`: an offscreen render target in one [`ColorSpace`] (8-bit BGRA for
 /// [`ColorSpace::Srgb`], half-float RGBA otherwise), (re)allocated at the size it is begun with.
+/// Live graphics objects made through these wrappers, process-wide (every filter): made minus
+/// destroyed, per kind. A leak shows as a count that grows while the filter runs (the soak).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuObjects {
+    pub texrenders: i64,
+    pub stage_surfaces: i64,
+    pub textures: i64,
+    pub effects: i64,
+    pub images: i64,
+}
+
+impl GpuObjects {
+    /// All kinds together.
+    pub fn total(&self) -> i64 {
+        self.texrenders + self.stage_surfaces + self.textures + self.effects + self.images
+    }
+}
+
+use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
+static LIVE_TEXRENDERS: AtomicI64 = AtomicI64::new(0);
+static LIVE_STAGE_SURFACES: AtomicI64 = AtomicI64::new(0);
+static LIVE_TEXTURES: AtomicI64 = AtomicI64::new(0);
+static LIVE_EFFECTS: AtomicI64 = AtomicI64::new(0);
+static LIVE_IMAGES: AtomicI64 = AtomicI64::new(0);
+
+fn made(counter: &AtomicI64) {
+    counter.fetch_add(1, AtomicOrdering::Relaxed);
+}
+
+fn destroyed(counter: &AtomicI64) {
+    counter.fetch_sub(1, AtomicOrdering::Relaxed);
+}
+
+/// The graphics objects alive now (see [`GpuObjects`]).
+pub fn live_objects() -> GpuObjects {
+    let get = |c: &AtomicI64| c.load(AtomicOrdering::Relaxed);
+    GpuObjects {
+        texrenders: get(&LIVE_TEXRENDERS),
+        stage_surfaces: get(&LIVE_STAGE_SURFACES),
+        textures: get(&LIVE_TEXTURES),
+        effects: get(&LIVE_EFFECTS),
+        images: get(&LIVE_IMAGES),
+    }
+}
+
 pub struct TexRender {
     ptr: NonNull<sys::gs_texrender_t>,
     space: ColorSpace,
@@ -227,7 +272,10 @@ impl TexRender {
         NonNull::new(unsafe {
             sys::gs_texrender_create(format, sys::gs_zstencil_format::GS_ZS_NONE)
         })
-        .map(|ptr| Self { ptr, space })
+        .map(|ptr| {
+            made(&LIVE_TEXRENDERS);
+            Self { ptr, space }
+        })
     }
 
     /// The colour space this target was made for.
@@ -274,6 +322,7 @@ impl Drop for TexRender {
     fn drop(&mut self) {
         // SAFETY: created by gs_texrender_create, destroyed once, context entered.
         with_graphics(|_| unsafe { sys::gs_texrender_destroy(self.ptr.as_ptr()) });
+        destroyed(&LIVE_TEXRENDERS);
     }
 }
 
@@ -296,7 +345,10 @@ impl StageSurface {
         NonNull::new(unsafe {
             sys::gs_stagesurface_create(width, height, sys::gs_color_format::GS_BGRA)
         })
-        .map(|ptr| Self { ptr, width, height })
+        .map(|ptr| {
+            made(&LIVE_STAGE_SURFACES);
+            Self { ptr, width, height }
+        })
     }
 
     /// Queues a GPU copy of `texture` (this surface's size, BGRA) into the surface.
@@ -330,6 +382,7 @@ impl Drop for StageSurface {
     fn drop(&mut self) {
         // SAFETY: created by gs_stagesurface_create, destroyed once, context entered.
         with_graphics(|_| unsafe { sys::gs_stagesurface_destroy(self.ptr.as_ptr()) });
+        destroyed(&LIVE_STAGE_SURFACES);
     }
 }
 
@@ -360,7 +413,10 @@ impl CoefficientTexture {
                 sys::GS_DYNAMIC,
             )
         })
-        .map(|ptr| Self { ptr, width, height })
+        .map(|ptr| {
+            made(&LIVE_TEXTURES);
+            Self { ptr, width, height }
+        })
     }
 
     /// Uploads interleaved `(a, b)` pairs, row-major.
@@ -394,6 +450,7 @@ impl Drop for CoefficientTexture {
     fn drop(&mut self) {
         // SAFETY: created by gs_texture_create, destroyed once, context entered.
         with_graphics(|_| unsafe { sys::gs_texture_destroy(self.ptr.as_ptr()) });
+        destroyed(&LIVE_TEXTURES);
     }
 }
 
@@ -463,13 +520,18 @@ impl Effect {
             // SAFETY: allocated by libobs with bmalloc.
             unsafe { sys::bfree(errors as *mut _) };
         }
-        NonNull::new(effect).map(Self).ok_or_else(|| {
-            if message.is_empty() {
-                format!("cannot compile {}", path.display())
-            } else {
-                message
-            }
-        })
+        NonNull::new(effect)
+            .map(|e| {
+                made(&LIVE_EFFECTS);
+                Self(e)
+            })
+            .ok_or_else(|| {
+                if message.is_empty() {
+                    format!("cannot compile {}", path.display())
+                } else {
+                    message
+                }
+            })
     }
 
     /// The parameter named `name`, `None` when the effect has none.
@@ -505,6 +567,7 @@ impl Drop for Effect {
     fn drop(&mut self) {
         // SAFETY: created by gs_effect_create_from_file, destroyed once, context entered.
         with_graphics(|_| unsafe { sys::gs_effect_destroy(self.0.as_ptr()) });
+        destroyed(&LIVE_EFFECTS);
     }
 }
 
@@ -539,6 +602,7 @@ impl ImageFile {
             with_graphics(|_| unsafe { sys::gs_image_file_free(image.as_mut()) });
             return Err(format!("cannot create a texture for {}", path.display()));
         }
+        made(&LIVE_IMAGES);
         Ok(Self(image))
     }
 
@@ -557,5 +621,6 @@ impl Drop for ImageFile {
     fn drop(&mut self) {
         // SAFETY: initialised in load, freed once, context entered.
         with_graphics(|_| unsafe { sys::gs_image_file_free(self.0.as_mut()) });
+        destroyed(&LIVE_IMAGES);
     }
 }

@@ -1,0 +1,308 @@
+//! The soak (`--soak-period`): a long run in which the filter's settings change every period,
+//! the filter is disabled and enabled again every second period and the source is hidden and
+//! shown every fourth; every [`SAMPLE_EVERY`] the process's resident memory, threads and open
+//! file descriptors, the plugin's live graphics objects, OBS's lagged frames and the filter's
+//! masks are sampled, and the report gets their table and trends (`report.json` "soak").
+
+use crate::sources::{Chain, Data};
+use backdrop_obs::sys;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Time between samples.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+
+/// Actions in one cycle of the schedule (see `Soak::act`).
+pub const CYCLE: u64 = 4;
+
+/// How long a disabled filter or a hidden source stays so.
+const OFF_FOR: Duration = Duration::from_secs(5);
+
+/// The process's resident memory (KiB), threads and open file descriptors, from `/proc/self`.
+pub fn process_sample() -> (u64, u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    (field("VmRSS:"), field("Threads:"), fds)
+}
+
+/// What is undone after [`OFF_FOR`].
+enum Restore {
+    Enable,
+    Show,
+}
+
+/// The soak's schedule and samples.
+pub struct Soak {
+    period: Duration,
+    warmup: Duration,
+    actions: u64,
+    pending: Vec<(Instant, Restore)>,
+    samples: Vec<Value>,
+    next_sample: Duration,
+    views: u32,
+}
+
+impl Soak {
+    /// A soak acting every `period` and judging after `warmup`; `views` output channels show
+    /// the source.
+    pub fn new(period: Duration, warmup: Duration, views: u32) -> Self {
+        Self {
+            period,
+            warmup,
+            actions: 0,
+            pending: Vec::new(),
+            samples: Vec::new(),
+            next_sample: Duration::ZERO,
+            views,
+        }
+    }
+
+    /// Called from the run loop: takes the due sample, undoes what is due, and acts at each
+    /// period's boundary. `elapsed`: since the first output frame.
+    pub fn step(&mut self, chain: &Chain, elapsed: Duration, stats: &Option<Value>) {
+        if elapsed >= self.next_sample {
+            self.next_sample += SAMPLE_EVERY;
+            let (rss_kb, threads, fds) = process_sample();
+            let s = stats.as_ref();
+            let get = |k: &str| s.and_then(|s| s.get(k)).cloned().unwrap_or(Value::Null);
+            self.samples.push(json!({
+                "t": elapsed.as_secs_f64(),
+                "rss_kb": rss_kb,
+                "threads": threads,
+                "fds": fds,
+                // SAFETY: a plain counter read of the running libobs.
+                "lagged": unsafe { sys::obs_get_lagged_frames() },
+                "gpu_objects": s.and_then(|s| s.pointer("/gpu_objects/total")).cloned().unwrap_or(Value::Null),
+                "masks": get("masks_published"),
+                "state": get("state"),
+            }));
+        }
+        let now = Instant::now();
+        let due: Vec<Restore> = {
+            let (due, keep): (Vec<_>, Vec<_>) =
+                self.pending.drain(..).partition(|(at, _)| *at <= now);
+            self.pending = keep;
+            due.into_iter().map(|(_, r)| r).collect()
+        };
+        for r in due {
+            match r {
+                Restore::Enable => {
+                    // SAFETY: the chain's filter is live for the run.
+                    unsafe { sys::obs_source_set_enabled(chain.filter, true) }
+                }
+                Restore::Show => {
+                    for channel in 0..self.views {
+                        // SAFETY: the chain's source is live for the run.
+                        unsafe { sys::obs_set_output_source(channel, chain.source) };
+                    }
+                }
+            }
+        }
+        let k = (elapsed.as_secs_f64() / self.period.as_secs_f64()) as u64;
+        if k > self.actions && !chain.filter.is_null() {
+            self.actions = k;
+            self.act(chain, k, now);
+        }
+    }
+
+    /// The `k`th action: new settings; every 2nd the filter off for a moment; every 4th the
+    /// source hidden for a moment. The schedule repeats every [`CYCLE`] actions, so samples
+    /// taken at the same point of the cycle compare like with like.
+    fn act(&mut self, chain: &Chain, k: u64, now: Instant) {
+        const MODES: [&str; 4] = ["blur", "color", "pixelate", "focal"];
+        const MODELS: [&str; 4] = [
+            "selfie_general",
+            "selfie_general",
+            "selfie_landscape",
+            "selfie_landscape",
+        ];
+        let i = (k % CYCLE) as usize;
+        let d = Data::new();
+        d.set_string("mode", MODES[i])
+            .set_string("model", MODELS[i])
+            .set_double("threshold", [0.4, 0.5, 0.6, 0.5][i])
+            .set_double("blur_strength", [12.0, 24.0, 48.0, 24.0][i]);
+        chain.update_filter(&d);
+        if k % 2 == 0 {
+            // SAFETY: the chain's filter is live for the run.
+            unsafe { sys::obs_source_set_enabled(chain.filter, false) };
+            self.pending.push((now + OFF_FOR, Restore::Enable));
+        }
+        if k % 4 == 3 {
+            for channel in 0..self.views {
+                // SAFETY: clearing an output channel; restored after OFF_FOR.
+                unsafe { sys::obs_set_output_source(channel, std::ptr::null_mut()) };
+            }
+            self.pending.push((now + OFF_FOR, Restore::Show));
+        }
+    }
+
+    /// Undoes what is still off (the run ends).
+    pub fn restore(&mut self, chain: &Chain) {
+        for (_, r) in self.pending.drain(..) {
+            match r {
+                // SAFETY: as in `step`.
+                Restore::Enable => unsafe { sys::obs_source_set_enabled(chain.filter, true) },
+                Restore::Show => {
+                    for channel in 0..self.views {
+                        // SAFETY: as in `step`.
+                        unsafe { sys::obs_set_output_source(channel, chain.source) };
+                    }
+                }
+            }
+        }
+    }
+
+    /// The samples and their trends after the warmup (see [`summary`]).
+    pub fn finish(&self) -> Value {
+        let mut s = summary(
+            &self.samples,
+            self.warmup.as_secs_f64(),
+            self.period.as_secs_f64() * CYCLE as f64,
+        );
+        s["actions"] = json!(self.actions);
+        s["period_s"] = json!(self.period.as_secs_f64());
+        s
+    }
+}
+
+/// Least-squares slope of `ys` over `xs` (per unit of x); 0 for fewer than two points.
+pub fn slope(xs: &[f64], ys: &[f64]) -> f64 {
+    let n = xs.len() as f64;
+    if xs.len() < 2 {
+        return 0.0;
+    }
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for (x, y) in xs.iter().zip(ys) {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx) * (x - mx);
+    }
+    if sxx == 0.0 {
+        0.0
+    } else {
+        sxy / sxx
+    }
+}
+
+/// Trends of the samples taken at `warmup_s` and later: RSS growth (median of the last three
+/// samples minus that of the first three, MiB), its least-squares slope (MiB per hour), and the
+/// RSS at each start of a `cycle_s` cycle of the schedule with its growth from the first to the
+/// last (like with like: the same model and mode loaded); the range of threads, file
+/// descriptors and graphics objects; lagged frames per minute in the first and second half;
+/// the longest time without a new mask; every sample (`samples`).
+pub fn summary(samples: &[Value], warmup_s: f64, cycle_s: f64) -> Value {
+    let after: Vec<&Value> = samples
+        .iter()
+        .filter(|s| s["t"].as_f64().unwrap_or(0.0) >= warmup_s)
+        .collect();
+    let f = |s: &Value, k: &str| s[k].as_f64().unwrap_or(f64::NAN);
+    let ts: Vec<f64> = after.iter().map(|s| f(s, "t")).collect();
+    let rss_mb: Vec<f64> = after.iter().map(|s| f(s, "rss_kb") / 1024.0).collect();
+    let median3 = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let growth = if rss_mb.len() >= 6 {
+        median3(&rss_mb[rss_mb.len() - 3..]) - median3(&rss_mb[..3])
+    } else {
+        f64::NAN
+    };
+    let range = |k: &str| {
+        let v: Vec<f64> = after
+            .iter()
+            .map(|s| f(s, k))
+            .filter(|v| v.is_finite())
+            .collect();
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        json!([lo, hi])
+    };
+    let lag_rate = |part: &[&Value]| -> f64 {
+        match (part.first(), part.last()) {
+            (Some(a), Some(b)) if f(b, "t") > f(a, "t") => {
+                (f(b, "lagged") - f(a, "lagged")) / (f(b, "t") - f(a, "t")) * 60.0
+            }
+            _ => f64::NAN,
+        }
+    };
+    let cycle_rss: Vec<f64> = after
+        .iter()
+        .filter(|s| {
+            let c = f(s, "t") / cycle_s;
+            cycle_s > 0.0 && (c - c.round()).abs() * cycle_s < 1.0
+        })
+        .map(|s| f(s, "rss_kb") / 1024.0)
+        .collect();
+    let cycle_growth = match (cycle_rss.first(), cycle_rss.last()) {
+        (Some(a), Some(b)) if cycle_rss.len() >= 2 => b - a,
+        _ => f64::NAN,
+    };
+    let half = after.len() / 2;
+    // the longest stretch with the masks count unchanged (the filter off, the source hidden
+    // and a model switch included), s
+    let mut stuck = 0.0f64;
+    let mut since: Option<(f64, f64)> = None;
+    for s in samples {
+        let (t, m) = (f(s, "t"), f(s, "masks"));
+        match since {
+            Some((t0, m0)) if m == m0 => stuck = stuck.max(t - t0),
+            _ => since = Some((t, m)),
+        }
+    }
+    json!({
+        "warmup_s": warmup_s,
+        "samples_judged": after.len(),
+        "rss_mb_first": rss_mb.first(),
+        "rss_mb_last": rss_mb.last(),
+        "rss_growth_mb": growth,
+        "rss_slope_mb_per_hour": slope(&ts, &rss_mb) * 3600.0,
+        "rss_mb_at_cycle_starts": cycle_rss,
+        "rss_cycle_growth_mb": cycle_growth,
+        "threads": range("threads"),
+        "fds": range("fds"),
+        "gpu_objects": range("gpu_objects"),
+        "lagged_per_min_first_half": lag_rate(&after[..half.max(1).min(after.len())]),
+        "lagged_per_min_second_half": lag_rate(&after[half..]),
+        "longest_without_new_mask_s": stuck,
+        "samples": samples,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slope_and_summary_of_a_leak() {
+        assert!((slope(&[0.0, 1.0, 2.0], &[1.0, 3.0, 5.0]) - 2.0).abs() < 1e-12);
+        // 1 MiB a minute after a 60 s warmup, masks every sample but one stretch of 20 s
+        let samples: Vec<Value> = (0..30)
+            .map(|i| {
+                let t = i as f64 * 10.0;
+                json!({"t": t, "rss_kb": 100_000.0 + t / 60.0 * 1024.0, "threads": 20,
+                       "fds": 30, "lagged": i * 2, "gpu_objects": 9,
+                       "masks": if (10..13).contains(&i) { 10 * 10 } else { i * 10 }})
+            })
+            .collect();
+        let s = summary(&samples, 60.0, 40.0);
+        assert!((s["rss_slope_mb_per_hour"].as_f64().unwrap() - 60.0).abs() < 1e-6);
+        assert!((s["rss_growth_mb"].as_f64().unwrap() - 3.5).abs() < 0.6);
+        assert_eq!(s["threads"], json!([20.0, 20.0]));
+        assert!((s["lagged_per_min_first_half"].as_f64().unwrap() - 12.0).abs() < 1e-9);
+        assert_eq!(s["longest_without_new_mask_s"], json!(20.0));
+        // cycle starts at 80, 120, ..., 280 s: 200 s of 1 MiB a minute
+        let cycles = s["rss_mb_at_cycle_starts"].as_array().unwrap().len();
+        assert_eq!(cycles, 6);
+        assert!((s["rss_cycle_growth_mb"].as_f64().unwrap() - 200.0 / 60.0).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,104 @@
+//! The soak, CI version: five minutes of the talking head at 720p30 through the filter in real
+//! OBS, its settings changed every 10 s, the filter disabled every 20 s and the source hidden
+//! every 40 s (`--soak-period 10`), sampled every 10 s. The hour-long version is the same host
+//! mode with `--duration 3600 --soak-period 30` (docs/performance.md).
+
+mod common;
+
+use common::host;
+use std::path::PathBuf;
+
+/// The talking head scaled to 1280x720 at 30 fps (made once with ffmpeg).
+fn clip_720p(video: &std::path::Path) -> PathBuf {
+    let out = common::root().join("target/e2e/soak_talking_720p.mp4");
+    if !out.is_file() {
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let tmp = out.with_extension("tmp.mp4");
+        let ok = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(video)
+            .args([
+                "-vf",
+                "scale=-2:720,pad=1280:720:(ow-iw)/2:0",
+                "-r",
+                "30",
+                "-c:v",
+                "libx264",
+                "-crf",
+                "18",
+            ])
+            .arg(&tmp)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ffmpeg makes the 720p clip");
+        std::fs::rename(&tmp, &out).unwrap();
+    }
+    out
+}
+
+#[test]
+fn five_minutes_of_changes_leave_memory_threads_fds_and_gpu_objects_flat() {
+    let video = require!(video);
+    let plugin = require!(plugin);
+    let clip = clip_720p(&video);
+    let run = host::run(
+        "soak_5min",
+        &plugin,
+        &[
+            "--input",
+            clip.to_str().unwrap(),
+            "--loop",
+            "--duration",
+            "300",
+            "--soak-period",
+            "10",
+            "--soak-warmup",
+            "60",
+            "--timeout-s",
+            "120",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let soak = &run.report["soak"];
+    let mut shown = soak.clone();
+    if let Some(o) = shown.as_object_mut() {
+        o.remove("samples");
+    }
+    println!("soak, 5 minutes: {shown:#}");
+    for s in soak["samples"].as_array().into_iter().flatten() {
+        println!("  {s}");
+    }
+    assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
+    assert!(soak["actions"].as_u64().unwrap_or(0) >= 25, "{shown}");
+    let flat = |k: &str| {
+        let r = &soak[k];
+        assert_eq!(r[0], r[1], "{k} changed after the warmup: {r}");
+        assert!(r[0].as_f64().is_some_and(|v| v > 0.0), "{k}: {r}");
+    };
+    flat("threads");
+    flat("fds");
+    flat("gpu_objects");
+    // Like with like: the resident memory at the start of each cycle of the schedule (same
+    // model, same mode) grows by less than 2 MB over the four judged minutes. (The hour's bar,
+    // 2 MB over 55 minutes, scaled to 4 would be below the swing of one model switch.)
+    let growth = soak["rss_cycle_growth_mb"].as_f64().unwrap_or(f64::NAN);
+    assert!(growth < 2.0, "RSS grew {growth} MB: {shown}");
+    // The filter never stops making masks for long: off for 5 s and hidden for 5 s at most,
+    // seen at 10 s sampling.
+    let stuck = soak["longest_without_new_mask_s"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    assert!(stuck <= 20.5, "no new mask for {stuck} s");
+    assert_eq!(run.stats()["state"], "running", "{}", run.status());
+    // No lag trend: the second half lags no more than the first half plus one frame in 30
+    // (OBS's own count; the machine is shared, so only a trend this large is a finding).
+    let (first, second) = (
+        soak["lagged_per_min_first_half"].as_f64().unwrap_or(0.0),
+        soak["lagged_per_min_second_half"].as_f64().unwrap_or(0.0),
+    );
+    assert!(
+        second <= first.max(1.0) * 2.0 + 60.0,
+        "lagged frames per minute {first} -> {second}"
+    );
+}
