@@ -228,6 +228,21 @@ fn the_dynamic_batch_variant_gives_each_frame_of_a_batch_its_own_mask() {
     assert!(worst < 1e-4, "{worst}");
 }
 
+#[test]
+fn the_shipped_triton_configs_are_what_the_converter_writes() {
+    require!(triton);
+    let root = common::root();
+    for id in ["selfie_general", "selfie_landscape"] {
+        let shipped = root.join(format!("models/triton/{id}/config.pbtxt"));
+        let written = root.join(format!("build/triton/models/{id}/config.pbtxt"));
+        let (a, b) = (
+            std::fs::read_to_string(&shipped).expect("shipped config"),
+            std::fs::read_to_string(&written).expect("written config"),
+        );
+        assert_eq!(a, b, "{} differs from {}", shipped.display(), written.display());
+    }
+}
+
 /// The timeline's lines (`--timeline`) so far.
 fn timeline(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
