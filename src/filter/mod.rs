@@ -42,6 +42,21 @@ pub(crate) struct RenderParams {
 struct Background {
     path: String,
     image: Result<ImageFile, String>,
+    /// The file's modification time when `image` was read (or last tried).
+    modified: Option<std::time::SystemTime>,
+    /// When the file was last looked at by [`Filter::tick`].
+    checked: std::time::Instant,
+    /// Why the file on disk cannot be read now, while the last image read is still shown
+    /// (deleted, replaced by something that is not an image).
+    stale: Option<String>,
+}
+
+/// How often [`Filter::tick`] looks at the background image file for changes (as OBS's own
+/// image source does, `image_source_tick`: once a second).
+const IMAGE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn modified(path: &str) -> std::io::Result<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified())
 }
 
 impl RenderParams {
@@ -78,6 +93,8 @@ pub struct Filter {
     rendering: std::sync::atomic::AtomicBool,
     /// New frames of the async parent seen by `filter_video` (0 for a synchronous parent).
     async_frames: AtomicU64,
+    /// Background images read successfully (the first, and each reload of a changed file).
+    image_loads: AtomicU64,
     /// The message of a panic in `video_render`: from then on the filter passes video through.
     panic: Mutex<Option<String>>,
 }
@@ -112,6 +129,7 @@ impl Filter {
             gpu: Mutex::new(render::GpuState::default()),
             rendering: std::sync::atomic::AtomicBool::new(false),
             async_frames: AtomicU64::new(0),
+            image_loads: AtomicU64::new(0),
             panic: Mutex::new(None),
         })
     }
@@ -176,12 +194,57 @@ impl Filter {
     /// `video_tick`: keeps the background feed's source found and its references right, and
     /// follows a rename of it into the settings.
     pub fn tick(&self) {
+        if lock(&self.settings).mode == Mode::Image {
+            self.check_background_file();
+        }
         let renamed = lock(&self.feed).as_mut().and_then(|f| f.tick(self.source));
         if let Some(name) = renamed {
             if let Some(settings) = self.source.settings() {
                 settings.set_string("background_source", &name);
             }
             lock(&self.settings).background_source = name;
+        }
+    }
+
+    /// Once a second: reloads the background image when its file changed. A file that is gone
+    /// or no longer an image keeps the last image read on screen, says so in the status and
+    /// logs it once; a readable one again replaces it.
+    fn check_background_file(&self) {
+        let mut guard = lock(&self.background);
+        let Some(bg) = guard.as_mut() else { return };
+        if bg.path.trim().is_empty() || bg.checked.elapsed() < IMAGE_CHECK_EVERY {
+            return;
+        }
+        bg.checked = std::time::Instant::now();
+        let shown = bg.image.is_ok();
+        match modified(&bg.path) {
+            Err(e) => {
+                let why = format!("cannot read {}: {e}", bg.path);
+                if shown && bg.stale.as_ref() != Some(&why) {
+                    warn!("background image: {why}; showing the last image read");
+                    bg.stale = Some(why);
+                }
+                bg.modified = None;
+            }
+            Ok(m) if Some(m) != bg.modified => {
+                bg.modified = Some(m);
+                match ImageFile::load(std::path::Path::new(&bg.path)) {
+                    Ok(image) => {
+                        log::info!("background image {} changed: reloaded", bg.path);
+                        bg.image = Ok(image);
+                        bg.stale = None;
+                        self.image_loads.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) if shown => {
+                        if bg.stale.as_ref() != Some(&e) {
+                            warn!("background image: {e}; showing the last image read");
+                        }
+                        bg.stale = Some(e);
+                    }
+                    Err(e) => bg.image = Err(e),
+                }
+            }
+            Ok(_) => {}
         }
     }
 
@@ -202,9 +265,15 @@ impl Filter {
                 warn!("background image: {e}");
             }
         }
+        if image.is_ok() {
+            self.image_loads.fetch_add(1, Ordering::Relaxed);
+        }
         *bg = Some(Background {
             path: path.to_string(),
             image,
+            modified: modified(path).ok(),
+            checked: std::time::Instant::now(),
+            stale: None,
         });
     }
 
@@ -279,11 +348,20 @@ impl Filter {
             c = error("internal", &format!("internal error in video_render: {p}"));
         }
         if lock(&self.settings).mode == Mode::Image {
-            if let Some(Background { image: Err(e), .. }) = &*lock(&self.background) {
-                c.text.push('\n');
-                c.text
-                    .push_str(&fill(&module::text_string("Status.ImageError"), &[e]));
-                c.warning_kind = Some("background_image");
+            match &*lock(&self.background) {
+                Some(Background { image: Err(e), .. }) => {
+                    c.text.push('\n');
+                    c.text
+                        .push_str(&fill(&module::text_string("Status.ImageError"), &[e]));
+                    c.warning_kind = Some("background_image");
+                }
+                Some(Background { stale: Some(e), .. }) => {
+                    c.text.push('\n');
+                    c.text
+                        .push_str(&fill(&module::text_string("Status.ImageStale"), &[e]));
+                    c.warning_kind = Some("background_image");
+                }
+                _ => {}
             }
         }
         if let Some(e) = lock(&self.feed)
@@ -410,6 +488,8 @@ impl Filter {
             "frames_new_with_model": new_with_model,
             "frames_staged": staged,
             "async_frames": self.async_frames.load(Ordering::Relaxed),
+            // background images read: the first, and each reload of a changed file
+            "background_image_loads": self.image_loads.load(Ordering::Relaxed),
             "frames_dropped": shared.frames_dropped.load(std::sync::atomic::Ordering::Relaxed),
             "preprocess_ms_median": q(&t.preprocess, 0.5),
             "inference_ms_median": q(&t.inference, 0.5),

@@ -9,10 +9,10 @@ use backdrop_core::segmentation::remote::{RemoteModel, ServerConfig};
 use backdrop_core::segmentation::session::{Model, SessionOptions};
 use backdrop_core::segmentation::worker::MISSES_BEFORE_FALLBACK;
 use backdrop_testdata::triton::Triton;
-use common::host;
+use common::host::{self, stat, timeline, wait_for};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn run_dir(name: &str) -> PathBuf {
     let d = common::root().join("target/e2e/runs").join(name);
@@ -239,46 +239,14 @@ fn the_shipped_triton_configs_are_what_the_converter_writes() {
             std::fs::read_to_string(&shipped).expect("shipped config"),
             std::fs::read_to_string(&written).expect("written config"),
         );
-        assert_eq!(a, b, "{} differs from {}", shipped.display(), written.display());
-    }
-}
-
-/// The timeline's lines (`--timeline`) so far.
-fn timeline(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-/// Waits for the first timeline line after `from` lines that satisfies `want`; its index and
-/// the line. Panics with `what` and the last line after `timeout`.
-fn wait_for(
-    path: &Path,
-    from: usize,
-    timeout: Duration,
-    what: &str,
-    want: impl Fn(&Value) -> bool,
-) -> (usize, Value) {
-    let started = Instant::now();
-    loop {
-        let lines = timeline(path);
-        if let Some((i, l)) = lines.iter().enumerate().skip(from).find(|(_, l)| want(l)) {
-            return (i, l.clone());
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "no {what} within {} s; last: {}",
-            timeout.as_secs(),
-            lines.last().map(Value::to_string).unwrap_or_default()
+        assert_eq!(
+            a,
+            b,
+            "{} differs from {}",
+            shipped.display(),
+            written.display()
         );
-        std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn stat(line: &Value, key: &str) -> i64 {
-    line["stats"][key].as_i64().unwrap_or(-1)
 }
 
 #[test]
@@ -309,11 +277,7 @@ fn the_server_dies_mid_stream_and_comes_back_while_video_flows() {
     ]
     .map(String::from)
     .to_vec();
-    let host_plugin = plugin.clone();
-    let host = std::thread::spawn(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        host::run("inference_server_outage", &host_plugin, &args, &[])
-    });
+    let host = host::spawn("inference_server_outage", &plugin, args);
     let long = Duration::from_secs(240);
     let remote = |l: &Value| l["stats"]["inference"] == "remote";
 

@@ -1,8 +1,10 @@
 //! Running the headless host (`backdrop-render`) inside real libobs for end-to-end tests.
 
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// A finished host run.
 pub struct Run {
@@ -245,4 +247,52 @@ impl Rgba {
             .sum();
         sum as f64 / (self.width as f64 * self.height as f64 * 3.0)
     }
+}
+
+/// Runs the host on a thread (see [`run`]), for a test that drives faults from outside while
+/// it runs (`--timeline`, `--stop-file`).
+pub fn spawn(name: &str, plugin: &Path, args: Vec<String>) -> std::thread::JoinHandle<Run> {
+    let (name, plugin) = (name.to_string(), plugin.to_path_buf());
+    std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&name, &plugin, &args, &[])
+    })
+}
+
+/// The timeline's lines (`--timeline`) so far.
+pub fn timeline(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Waits for the first timeline line after `from` lines that satisfies `want`; its index and
+/// the line. Panics with `what` and the last line after `timeout`.
+pub fn wait_for(
+    path: &Path,
+    from: usize,
+    timeout: Duration,
+    what: &str,
+    want: impl Fn(&Value) -> bool,
+) -> (usize, Value) {
+    let started = Instant::now();
+    loop {
+        let lines = timeline(path);
+        if let Some((i, l)) = lines.iter().enumerate().skip(from).find(|(_, l)| want(l)) {
+            return (i, l.clone());
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "no {what} within {} s; last: {}",
+            timeout.as_secs(),
+            lines.last().map(Value::to_string).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn stat(line: &Value, key: &str) -> i64 {
+    line["stats"][key].as_i64().unwrap_or(-1)
 }

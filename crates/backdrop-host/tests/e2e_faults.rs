@@ -1,0 +1,108 @@
+//! Faults while the filter runs in real OBS with video flowing, driven from outside the host
+//! (`--timeline`, `--stop-file`): what the user sees before, during and after each fault.
+
+mod common;
+
+use common::host::{self, stat, timeline, wait_for};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Every second of the run (four timeline lines) has new output frames.
+fn assert_video_flowed(lines: &[Value]) {
+    for (a, b) in lines.iter().zip(lines.iter().skip(4)) {
+        assert!(
+            b["frames"].as_i64() > a["frames"].as_i64(),
+            "no output frame between {} s and {} s",
+            a["t"],
+            b["t"]
+        );
+    }
+}
+
+#[test]
+fn the_background_image_changed_replaced_by_garbage_deleted_and_restored_while_shown() {
+    let video = require!(video);
+    let plugin = require!(plugin);
+    let testdata = require!(testdata);
+    let ids = common::portrait_ids(&testdata);
+    let image = |i: usize| testdata.join(format!("portraits/images/{}.jpg", ids[i]));
+    let dir = common::root().join("target/e2e/runs/fault_image_driver");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bg = dir.join("background.jpg");
+    // Whole files only, as an editor saves: written beside it, then renamed over it.
+    let put = |bytes: &[u8]| {
+        let tmp = dir.join("background.tmp");
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, &bg).unwrap();
+    };
+    let read = |i: usize| std::fs::read(image(i)).unwrap();
+    put(&read(0));
+    let (tl, stop) = (dir.join("timeline.jsonl"), dir.join("stop"));
+    let args: Vec<String> = [
+        "--input",
+        video.to_str().unwrap(),
+        "--loop",
+        "--duration",
+        "600",
+        "--timeout-s",
+        "120",
+        "--mode",
+        "image",
+        "--background-image",
+        bg.to_str().unwrap(),
+        "--timeline",
+        tl.to_str().unwrap(),
+        "--stop-file",
+        stop.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let host = host::spawn("fault_image", &plugin, args);
+    let long = Duration::from_secs(180);
+    let status = |l: &Value| l["stats"]["status"].as_str().unwrap_or("").to_string();
+    let warned = |l: &Value| l["stats"]["warning_kind"] == "background_image";
+
+    let (i, _) = wait_for(&tl, 0, long, "20 masks over the image", |l| {
+        stat(l, "masks_published") >= 20 && stat(l, "background_image_loads") == 1
+    });
+    // 1. Another picture written over the file: shown within a second or two.
+    put(&read(1));
+    let (i, _) = wait_for(&tl, i, long, "the changed image reloaded", |l| {
+        stat(l, "background_image_loads") == 2 && !warned(l)
+    });
+    // 2. Garbage written over it: the last image stays, the status says why.
+    put(b"this is not an image");
+    let (i, garbage) = wait_for(&tl, i, long, "the garbage reported", warned);
+    // 3. The file deleted: the same, with the new reason.
+    std::fs::remove_file(&bg).unwrap();
+    let (i, deleted) = wait_for(&tl, i, long, "the deletion reported", |l| {
+        warned(l) && status(l).contains("cannot read")
+    });
+    // 4. A picture again: shown, the warning gone.
+    put(&read(2));
+    let (_, restored) = wait_for(&tl, i, long, "the restored image reloaded", |l| {
+        stat(l, "background_image_loads") == 3 && !warned(l)
+    });
+    std::fs::write(&stop, b"").unwrap();
+    let run = host.join().expect("host thread");
+    println!("garbage: {}", status(&garbage));
+    println!("deleted: {}", status(&deleted));
+    println!("restored: {}", status(&restored));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
+    assert!(status(&garbage).contains("showing the last image read"));
+    assert!(status(&deleted).contains("showing the last image read"));
+    assert_eq!(run.stats()["warning_kind"], Value::Null, "{}", run.status());
+    let lines = timeline(&tl);
+    assert_video_flowed(&lines);
+    // Masks kept coming through every fault.
+    assert!(stat(&restored, "masks_published") > stat(&garbage, "masks_published"));
+    let log = run.log();
+    assert_eq!(log.matches("changed: reloaded").count(), 2, "{log}");
+    assert_eq!(
+        log.matches("showing the last image read").count(),
+        2,
+        "one line per fault:\n{log}"
+    );
+}
