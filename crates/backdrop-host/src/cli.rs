@@ -150,6 +150,24 @@ pub struct Args {
     /// 10 s (report.json "soak", with the trends after --soak-warmup)
     #[arg(long, value_name = "SECONDS", value_parser = positive_seconds, help_heading = "Fault injection")]
     soak_period: Option<f64>,
+    /// run mode: after 30 frames, add a new Backdrop filter to the source and remove it a frame
+    /// later, N times; then --churn-sources (report.json "churn": the process before and after)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        help_heading = "Fault injection"
+    )]
+    churn_filters: u32,
+    /// run mode: after --churn-filters, make a source with a Backdrop filter, show it for a
+    /// frame and release it, N times
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        help_heading = "Fault injection"
+    )]
+    churn_sources: u32,
     /// soak: samples before this are not judged
     #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = non_negative_seconds, help_heading = "Fault injection")]
     soak_warmup: f64,
@@ -481,6 +499,8 @@ pub struct Options {
     pub settle: u64,
     /// `--min-masks`.
     pub min_masks: Option<u64>,
+    /// `--churn-filters` and `--churn-sources`.
+    pub churn: (u32, u32),
     /// `--soak-period` and `--soak-warmup`.
     pub soak: Option<(Duration, Duration)>,
     /// `--stop-file`.
@@ -606,6 +626,7 @@ impl TryFrom<Args> for Options {
             stills: a.stills,
             settle: a.settle,
             min_masks: a.min_masks,
+            churn: (a.churn_filters, a.churn_sources),
             soak: a.soak_period.map(|p| {
                 (
                     Duration::from_secs_f64(p),

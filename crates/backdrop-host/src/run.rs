@@ -613,7 +613,8 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     chain.add_filters(o, with_tap)?;
     let removal_planned = o.remove_filter_after_frames.is_some() && !chain.filter.is_null();
     // A removal keeps the run going past --frames for its grace second: count every frame.
-    let keeps_counting = removal_planned || o.remove_added_sources_after_frames.is_some();
+    let keeps_counting =
+        removal_planned || o.remove_added_sources_after_frames.is_some() || o.churn != (0, 0);
     CAPTURE.set_frame_limit(if keeps_counting { None } else { o.frames });
     // The main view draws every output channel in order: more channels, more draws per frame.
     for channel in 0..o.views {
@@ -696,6 +697,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     let mut resize_done_at: Option<u64> = None;
     let mut media_ended = false;
     let mut ended_at: Option<Instant> = None;
+    let mut churn = (o.churn != (0, 0)).then(|| crate::soak::Churn::new(o.churn.0, o.churn.1));
     let mut soak = o
         .soak
         .map(|(period, warmup)| crate::soak::Soak::new(period, warmup, o.views));
@@ -776,6 +778,9 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         if let Some(s) = soak.as_mut() {
             s.step(&chain, elapsed, &last_stats);
         }
+        if let Some(c) = churn.as_mut() {
+            c.step(o, &chain, frames, &last_stats);
+        }
         if let Some((f, w, h)) = o.resize_at_frame {
             if resize_done_at.is_none() && frames >= f {
                 resize_input(o, &chain, w, h);
@@ -823,6 +828,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
             || media_ended
             || o.stop_file.as_ref().is_some_and(|f| f.exists())
             || interrupted();
+        let reached = reached && churn.as_ref().is_none_or(|c| c.done());
         let grace_over = match (removal_planned, removal_at) {
             (false, _) => true,
             (true, Some((at, _))) => at.elapsed() >= Duration::from_secs(1),
@@ -870,6 +876,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     if let Some(s) = soak.as_mut() {
         s.restore(&chain);
     }
+    let churn_report = churn.as_mut().map(|c| c.finish(&chain));
     // The window ends with the run; the bare inference runs after it, the scene still running.
     let mut perf_report = window.finish(&chain);
     if o.bare_inference_runs > 0 && !interrupted() {
@@ -956,6 +963,9 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     report["perf"] = perf_report;
     if let Some(s) = &soak {
         report["soak"] = s.finish();
+    }
+    if let Some(c) = churn_report {
+        report["churn"] = c;
     }
     report["inputs"] = json!([{
         "path": input.describe(),

@@ -4,7 +4,8 @@
 //! file descriptors, the plugin's live graphics objects, OBS's lagged frames and the filter's
 //! masks are sampled, and the report gets their table and trends (`report.json` "soak").
 
-use crate::sources::{Chain, Data};
+use crate::cli::Options;
+use crate::sources::{self, Chain, Data};
 use backdrop_obs::sys;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -276,6 +277,183 @@ pub fn summary(samples: &[Value], warmup_s: f64, cycle_s: f64) -> Value {
         "longest_without_new_mask_s": stuck,
         "samples": samples,
     })
+}
+
+/// `--churn-filters N` and `--churn-sources M`: on a live source, N times a new Backdrop filter
+/// is added and, a frame later, removed and released; then M times a new source with a Backdrop
+/// filter is made, shown on output channel 1 for a frame and released. The process is sampled
+/// before (after 30 frames of warmup) and once libobs has destroyed everything released
+/// (report.json "churn").
+pub struct Churn {
+    filters_left: u32,
+    sources_left: u32,
+    filters_done: u32,
+    sources_done: u32,
+    last_frame: u64,
+    filter: *mut sys::obs_source_t,
+    source: *mut sys::obs_source_t,
+    before: Option<Value>,
+    ended_at: Option<Instant>,
+    after: Option<Value>,
+    started_at: Option<Instant>,
+    seconds: f64,
+    /// When everything released was destroyed (or the wait gave up), and how long that took.
+    settled_at: Option<Instant>,
+    settle_s: f64,
+}
+
+/// Frames before the churn starts.
+const CHURN_WARMUP_FRAMES: u64 = 30;
+
+/// glibc's heap: bytes allocated and in use, free but kept, and in mmapped chunks, KiB
+/// (`mallinfo2`, all arenas): a leak grows the first, fragmentation the second.
+pub fn heap_sample() -> (u64, u64, u64) {
+    // SAFETY: mallinfo2 only reads the allocator's counters.
+    let m = unsafe { libc::mallinfo2() };
+    (
+        (m.uordblks / 1024) as u64,
+        (m.fordblks / 1024) as u64,
+        (m.hblkhd / 1024) as u64,
+    )
+}
+
+fn sample(stats: &Option<Value>) -> Value {
+    let (rss_kb, threads, fds) = process_sample();
+    let (in_use, free, mmapped) = heap_sample();
+    json!({
+        "heap_in_use_kb": in_use,
+        "heap_free_kb": free,
+        "heap_mmapped_kb": mmapped,
+        "rss_kb": rss_kb,
+        "threads": threads,
+        "fds": fds,
+        "gpu_objects": stats.as_ref().and_then(|s| s.pointer("/gpu_objects/total")).cloned(),
+    })
+}
+
+impl Churn {
+    pub fn new(filters: u32, sources: u32) -> Self {
+        Self {
+            filters_left: filters,
+            sources_left: sources,
+            filters_done: 0,
+            sources_done: 0,
+            last_frame: 0,
+            filter: std::ptr::null_mut(),
+            source: std::ptr::null_mut(),
+            before: None,
+            ended_at: None,
+            after: None,
+            started_at: None,
+            seconds: 0.0,
+            settled_at: None,
+            settle_s: 0.0,
+        }
+    }
+
+    /// Whether the churn and its settling time are over.
+    pub fn done(&self) -> bool {
+        self.after.is_some()
+    }
+
+    /// Gives back the churn filter and source of the last step.
+    fn drop_current(&mut self, chain: &Chain) {
+        if !self.filter.is_null() {
+            // SAFETY: made by this struct, added to `chain.source` (a filter) or to `source`.
+            unsafe {
+                let parent = if self.source.is_null() {
+                    chain.source
+                } else {
+                    self.source
+                };
+                sys::obs_source_filter_remove(parent, self.filter);
+                sys::obs_source_release(self.filter);
+            }
+            self.filter = std::ptr::null_mut();
+        }
+        if !self.source.is_null() {
+            // SAFETY: made by this struct; taken off the output before its release.
+            unsafe {
+                sys::obs_set_output_source(1, std::ptr::null_mut());
+                sys::obs_source_release(self.source);
+            }
+            self.source = std::ptr::null_mut();
+        }
+    }
+
+    /// One step per new output frame; `main_stats` gives the graphics objects count.
+    pub fn step(&mut self, o: &Options, chain: &Chain, frames: u64, main_stats: &Option<Value>) {
+        if frames <= self.last_frame || self.after.is_some() {
+            return;
+        }
+        self.last_frame = frames;
+        if frames < CHURN_WARMUP_FRAMES {
+            return;
+        }
+        if self.before.is_none() {
+            self.before = Some(sample(main_stats));
+            self.started_at = Some(Instant::now());
+        }
+        if let Some(at) = self.ended_at {
+            // libobs destroys released sources on its own task thread, one after another:
+            // wait (at most a minute) until the threads and graphics objects are back where they
+            // were, then a second more, so the sample sees what is left, not what is queued.
+            let now = sample(main_stats);
+            let before = self.before.as_ref().expect("sampled at the start");
+            let settled =
+                now["threads"] == before["threads"] && now["gpu_objects"] == before["gpu_objects"];
+            match self.settled_at {
+                None if settled || at.elapsed() >= Duration::from_secs(60) => {
+                    self.settled_at = Some(Instant::now());
+                    self.settle_s = at.elapsed().as_secs_f64();
+                }
+                Some(t) if t.elapsed() >= Duration::from_secs(1) => self.after = Some(now),
+                _ => {}
+            }
+            return;
+        }
+        self.drop_current(chain);
+        if self.filters_left > 0 {
+            self.filters_left -= 1;
+            self.filters_done += 1;
+            self.filter = sources::make_backdrop_filter(o, "Backdrop churn");
+            if !self.filter.is_null() {
+                // SAFETY: both sources are live.
+                unsafe { sys::obs_source_filter_add(chain.source, self.filter) };
+            }
+        } else if self.sources_left > 0 {
+            self.sources_left -= 1;
+            self.sources_done += 1;
+            if let Ok(s) = sources::make_color_source("churn source", 320, 240) {
+                self.source = s;
+                self.filter = sources::make_backdrop_filter(o, "Backdrop churn");
+                // SAFETY: both live; the output channel holds its own reference.
+                unsafe {
+                    if !self.filter.is_null() {
+                        sys::obs_source_filter_add(s, self.filter);
+                    }
+                    sys::obs_set_output_source(1, s);
+                }
+            }
+        } else {
+            self.seconds = self.started_at.map_or(0.0, |t| t.elapsed().as_secs_f64());
+            self.ended_at = Some(Instant::now());
+        }
+    }
+
+    /// Gives back what is still held (the run ends early).
+    pub fn finish(&mut self, chain: &Chain) -> Value {
+        self.drop_current(chain);
+        json!({
+            "filters_added_and_removed": self.filters_done,
+            "sources_made_and_released": self.sources_done,
+            "seconds": self.seconds,
+            // from the last release until every released filter and source was destroyed
+            "destroyed_within_s": self.settle_s,
+            "before": self.before,
+            "after": self.after,
+        })
+    }
 }
 
 #[cfg(test)]

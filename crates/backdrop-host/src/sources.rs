@@ -45,6 +45,35 @@ fn color_source_id() -> Result<&'static str> {
         .ok_or_else(|| anyhow::anyhow!("no color source type registered (image-source module)"))
 }
 
+/// A new Backdrop filter with the run's filter settings (not added to any source); null when
+/// libobs refuses.
+pub fn make_backdrop_filter(o: &Options, name: &str) -> *mut sys::obs_source_t {
+    let (id, n) = (cstr(BACKDROP_ID), cstr(name));
+    let settings = filter_settings(o);
+    unsafe {
+        sys::obs_source_create(
+            id.as_ptr(),
+            n.as_ptr(),
+            settings.as_ptr(),
+            std::ptr::null_mut(),
+        )
+    }
+}
+
+/// A new private colour source of `width` x `height` px.
+pub fn make_color_source(name: &str, width: u32, height: u32) -> Result<*mut sys::obs_source_t> {
+    let d = Data::new();
+    d.set_int("width", width as i64)
+        .set_int("height", height as i64)
+        .set_int("color", obs_color_from_argb(0xFF80_6040));
+    let (id, n) = (cstr(color_source_id()?), cstr(name));
+    let s = unsafe { sys::obs_source_create_private(id.as_ptr(), n.as_ptr(), d.as_ptr()) };
+    if s.is_null() {
+        bail!("cannot create a colour source");
+    }
+    Ok(s)
+}
+
 /// V4L2 fourcc codes (`v4l2_fourcc(a, b, c, d)`) as `v4l2_input` stores them.
 const FOURCC_YUYV: i64 = 0x5659_5559;
 const FOURCC_MJPG: i64 = 0x4750_4A4D;

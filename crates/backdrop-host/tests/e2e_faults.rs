@@ -106,3 +106,48 @@ fn the_background_image_changed_replaced_by_garbage_deleted_and_restored_while_s
         "one line per fault:\n{log}"
     );
 }
+
+#[test]
+fn adding_and_removing_the_filter_hundreds_of_times_leaves_nothing_behind() {
+    let video = require!(video);
+    let plugin = require!(plugin);
+    // 200 filters added to the live source and removed a frame later, then 50 sources made
+    // with a filter, shown for a frame and released (--churn-*): each filter starts its
+    // worker and loads its model.
+    let run = host::run(
+        "fault_churn",
+        &plugin,
+        &[
+            "--input",
+            video.to_str().unwrap(),
+            "--loop",
+            "--frames",
+            "60",
+            "--churn-filters",
+            "200",
+            "--churn-sources",
+            "50",
+            "--timeout-s",
+            "180",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let c = &run.report["churn"];
+    println!("churn: {c}");
+    assert_eq!(c["filters_added_and_removed"], 200);
+    assert_eq!(c["sources_made_and_released"], 50);
+    let (before, after) = (&c["before"], &c["after"]);
+    for k in ["threads", "fds", "gpu_objects"] {
+        assert_eq!(before[k], after[k], "{k}: {c}");
+    }
+    let kb = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN) / 1024.0;
+    let in_use = kb(after, "heap_in_use_kb") - kb(before, "heap_in_use_kb");
+    let rss = kb(after, "rss_kb") - kb(before, "rss_kb");
+    println!("churn: heap in use {in_use:+.1} MB, resident {rss:+.1} MB");
+    // 250 filter lifetimes: a leak of a mask buffer each would be 16 MB and more
+    assert!(in_use < 4.0, "heap in use grew {in_use} MB");
+    assert!(rss < 32.0, "resident memory grew {rss} MB");
+    assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
+    assert_eq!(run.stats()["state"], "running", "{}", run.status());
+}

@@ -93,9 +93,16 @@ impl SourceRef {
     }
 
     /// Tells libobs to draw the filter's target unfiltered this frame
-    /// (`obs_source_skip_video_filter`).
+    /// (`obs_source_skip_video_filter`). Draws nothing while the filter has no parent or target:
+    /// a filter removed from its source on another thread while it renders (libobs clears
+    /// both, and `obs_source_skip_video_filter` reads the parent without checking it; found by
+    /// the host's `--churn-filters`, a segmentation fault after ~100 removals).
     pub fn skip_video_filter(self, _g: &Graphics) {
-        // SAFETY: graphics context entered (_g); self is a live filter.
+        if self.filter_parent().is_none() || self.filter_target().is_none() {
+            return;
+        }
+        // SAFETY: graphics context entered (_g); self is a live filter with a parent and a
+        // target (checked just above).
         unsafe { sys::obs_source_skip_video_filter(self.as_ptr()) }
     }
 }

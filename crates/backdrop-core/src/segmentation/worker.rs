@@ -426,6 +426,20 @@ impl Drop for Worker {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        release_freed_memory();
+    }
+}
+
+/// Gives the memory the ended worker freed back to the system (`malloc_trim`, glibc). Each
+/// worker thread allocates in a malloc arena of its own (the model's session, its buffers);
+/// glibc keeps what a finished thread freed there for reuse, so a filter added and removed
+/// again and again (the host's `--churn-filters`) grew the resident memory by ~1 MB per filter
+/// while the heap in use stayed flat (`mallinfo2`: +5 KB per filter).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
