@@ -396,14 +396,15 @@ impl Churn {
         }
         if let Some(at) = self.ended_at {
             // libobs destroys released sources on its own task thread, one after another:
-            // wait (at most a minute) until the threads and graphics objects are back where they
-            // were, then a second more, so the sample sees what is left, not what is queued.
+            // wait until the threads and graphics objects are back where they
+            // were (at most 5 minutes), then a second more, so the sample sees what is left, not
+            // what is still queued.
             let now = sample(main_stats);
             let before = self.before.as_ref().expect("sampled at the start");
             let settled =
                 now["threads"] == before["threads"] && now["gpu_objects"] == before["gpu_objects"];
             match self.settled_at {
-                None if settled || at.elapsed() >= Duration::from_secs(60) => {
+                None if settled || at.elapsed() >= Duration::from_secs(300) => {
                     self.settled_at = Some(Instant::now());
                     self.settle_s = at.elapsed().as_secs_f64();
                 }
