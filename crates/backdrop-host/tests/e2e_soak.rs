@@ -80,17 +80,21 @@ fn five_minutes_of_changes_leave_memory_threads_fds_and_gpu_objects_flat() {
     flat("fds");
     flat("gpu_objects");
     // Like with like: the resident memory at the start of each cycle of the schedule (same
-    // model, same mode) grows by less than 2 MB over the four judged minutes. (The hour's bar,
-    // 2 MB over 55 minutes, scaled to 4 would be below the swing of one model switch.)
+    // model, same mode) grows by less than 8 MB over the four judged minutes. Between cycle
+    // starts it moves by up to 6 MB either way (glibc's arenas as models load and unload: 273.5
+    // to 279.4 MB in one run), so this catches a leak of a quarter MB per action (30 actions)
+    // and more; the hour-long soak measures the slope (docs/performance.md). The hour's bar,
+    // 2 MB over 55 minutes, scaled to 4 would be far below that swing.
     let growth = soak["rss_cycle_growth_mb"].as_f64().unwrap_or(f64::NAN);
-    assert!(growth < 2.0, "RSS grew {growth} MB: {shown}");
+    assert!(growth < 8.0, "RSS grew {growth} MB: {shown}");
     // The filter never stops making masks for long: off for 5 s and hidden for 5 s at most,
     // seen at 10 s sampling.
     let stuck = soak["longest_without_new_mask_s"]
         .as_f64()
         .unwrap_or(f64::NAN);
     assert!(stuck <= 20.5, "no new mask for {stuck} s");
-    assert_eq!(run.stats()["state"], "running", "{}", run.status());
+    // (the run may end while the last model switch loads)
+    assert_ne!(run.stats()["state"], "error", "{}", run.status());
     // No lag trend: the second half lags no more than the first half plus one frame in 30
     // (OBS's own count; the machine is shared, so only a trend this large is a finding).
     let (first, second) = (
