@@ -321,6 +321,12 @@ impl Filter {
             State::Error(kind, e) => error(kind.as_str(), &e),
         };
         if c.state == "running" {
+            if let Some(why) = lock(&self.worker.shared.model_warning).clone() {
+                c.text.push('\n');
+                c.text
+                    .push_str(&fill(&module::text_string("Status.ModelOutput"), &[&why]));
+                c.warning_kind = Some("model_output");
+            }
             let remote = lock(&self.worker.shared.remote);
             match remote.backend {
                 Backend::Local => {}
@@ -455,7 +461,8 @@ impl Filter {
             "error_kind": condition.error_kind,
             // background_image | background_source | background_video: the chosen background
             // cannot be shown; the filter blurs instead. inference_server: the server is not
-            // used (remote_reason says why); the model runs on this computer
+            // used (remote_reason says why); the model runs on this computer. model_output: the
+            // model's output has been NaN or one value everywhere for a second
             "warning_kind": condition.warning_kind,
             // the execution provider the model runs on (cpu when the chosen one is unavailable)
             "execution_provider": condition.provider,

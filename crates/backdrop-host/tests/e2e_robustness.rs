@@ -554,3 +554,71 @@ fn virtual_camera_without_v4l2loopback_is_one_clear_error_and_the_filter_runs_on
     let (original, result) = Rgba::load(&run.out.join("still_0002.png")).halves();
     assert!(original.mean_abs_diff(&result) > 2.0, "background blurred");
 }
+
+#[test]
+fn a_model_whose_output_is_nan_gives_a_readable_status_not_a_broken_picture() {
+    let video = require!(video);
+    let plugin = require!(plugin);
+    let python = common::root().join(".venv/bin/python");
+    if !python.is_file() {
+        skip!(".venv is absent: run scripts/setup.sh");
+    }
+    // A valid ONNX model whose every output is NaN: sqrt(-1 - mean over the channels).
+    let dir = common::root().join("target/e2e/manifests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let onnx_path = dir.join("nan_model.onnx");
+    let script = format!(
+        r#"
+import numpy as np, onnx
+from onnx import helper, numpy_helper, TensorProto
+x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 64, 64])
+y = helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, 64, 64])
+one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
+nodes = [helper.make_node("ReduceMean", ["input"], ["m"], axes=[1], keepdims=1),
+         helper.make_node("Neg", ["m"], ["n"]), helper.make_node("Sub", ["n", "one"], ["k"]),
+         helper.make_node("Sqrt", ["k"], ["mask"])]
+model = helper.make_model(helper.make_graph(nodes, "nan", [x], [y], [one]),
+                          opset_imports=[helper.make_opsetid("", 17)])
+model.ir_version = 8
+onnx.checker.check_model(model)
+onnx.save(model, {path:?})
+"#,
+        path = onnx_path.to_str().unwrap()
+    );
+    let ok = std::process::Command::new(&python)
+        .args(["-c", &script])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "python writes the NaN model");
+    let manifest = thirdparty_manifest(
+        "nan_model",
+        serde_json::json!({
+            "id": "nan_model", "name": "NaN (test)", "file": onnx_path,
+            "input": { "name": "input", "shape": [1, 3, 64, 64], "layout": "NCHW",
+                       "channel_order": "RGB", "mean": [0.0, 0.0, 0.0], "std": [255.0, 255.0, 255.0] },
+            "output": { "name": "mask", "kind": "probability", "person_channel": 0 },
+            "licence": "test only"
+        }),
+    );
+    let set = format!("custom_model_path={}", manifest.display());
+    let run = host::run_frames(
+        "nan_model",
+        &plugin,
+        &video,
+        90,
+        &["--model", "custom", "--set", &set, "--min-masks", "40"],
+    );
+    assert_flowing(&run, 90);
+    let status = run.status();
+    println!("status: {status}");
+    assert_eq!(run.stats()["state"], "running", "{}", run.stats());
+    assert_eq!(run.stats()["warning_kind"], "model_output", "{status}");
+    assert!(status.contains("NaN"), "{status}");
+    assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
+    assert_eq!(
+        run.log().matches("cannot be a mask").count(),
+        1,
+        "one log line:\n{}",
+        run.log()
+    );
+}

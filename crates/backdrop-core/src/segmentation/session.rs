@@ -165,6 +165,7 @@ impl Model {
                 channels: output_channels,
                 layout: output_layout,
                 probability: vec![0.0; plane],
+                nonfinite: 0,
             },
             provider_note,
             provider,
@@ -341,6 +342,11 @@ impl Model {
         Ok(())
     }
 
+    /// NaN or infinite values in the last run's raw output (a broken model; they read as 0).
+    pub fn nonfinite_outputs(&self) -> usize {
+        self.plane.nonfinite
+    }
+
     /// The probability plane of the last run (`output_size` w x h values in 0..1).
     pub fn probability(&self) -> &[f32] {
         &self.plane.probability
@@ -362,11 +368,14 @@ struct Plane {
     layout: Layout,
     /// `size.0 * size.1` values in 0..1.
     probability: Vec<f32>,
+    /// NaN or infinite values in the last raw output (read as 0: no person).
+    nonfinite: usize,
 }
 
 impl Plane {
     /// Converts the raw output `data` into the probability plane and returns it.
     fn read(&mut self, data: &[f32], spec: &super::manifest::OutputSpec) -> Result<&[f32], String> {
+        self.nonfinite = data.iter().filter(|v| !v.is_finite()).count();
         tensor::person_probability(
             data,
             self.channels,

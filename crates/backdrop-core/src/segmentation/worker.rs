@@ -208,6 +208,11 @@ impl Default for Timings {
     }
 }
 
+/// Inferences in a row whose output is degenerate (NaN or infinite values, or one value over
+/// the whole mask) before the status says so: one second at 30 fps, so a frame of an empty
+/// wall (a real model still varies over it) never trips it.
+pub const DEGENERATE_AFTER: u32 = 30;
+
 /// Failed requests in a row after which the worker infers on this computer (and a background
 /// health check waits for the server): at 30 fps with the default 100 ms deadline, a dead
 /// server costs three frames without a new mask, a refused connection about none.
@@ -290,6 +295,9 @@ pub struct Shared {
     pub timings: Mutex<Timings>,
     /// Inference on a server: where it runs now and how it goes.
     pub remote: Mutex<RemoteStatus>,
+    /// Why the model's masks cannot be trusted (NaN outputs, the same value everywhere for
+    /// [`DEGENERATE_AFTER`] inferences in a row), while it runs.
+    pub model_warning: Mutex<Option<String>>,
     /// Frames handed over but overwritten before the worker took them.
     pub frames_dropped: AtomicU64,
     /// Input size (width << 32 | height) of the loaded model, 0 when none: the size the graphics
@@ -315,6 +323,7 @@ impl Shared {
             state: Mutex::new(State::Starting),
             timings: Mutex::new(Timings::default()),
             remote: Mutex::new(RemoteStatus::default()),
+            model_warning: Mutex::new(None),
             frames_dropped: AtomicU64::new(0),
             input_size: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -466,6 +475,8 @@ struct Steps {
     source_size: (u32, u32),
     /// The inference server, when the request names one.
     remote: Option<Remote>,
+    /// Degenerate outputs in a row (see [`DEGENERATE_AFTER`]).
+    degenerate: u32,
 }
 
 /// The worker's side of an inference server: the checked model while it is used, else the
@@ -569,6 +580,8 @@ impl Steps {
         };
         if !same_model {
             drop(self.model.take()); // free the old session before loading the next
+            self.degenerate = 0;
+            *lock(&shared.model_warning) = None;
             self.refiner.reset();
             self.tracker.reset();
             shared.input_size.store(0, Ordering::Release);
@@ -690,12 +703,50 @@ impl Steps {
             shared.set_state(State::Error(ErrorKind::Inference, e));
             return None;
         }
+        let nonfinite = m.nonfinite_outputs();
         m.swap_probability(&mut self.mask); // the plane, without a copy
+        self.check_output(shared, nonfinite);
         Some(Times {
             start,
             preprocessed,
             inferred,
         })
+    }
+
+    /// Watches for a broken model: NaN or infinite outputs, or one value over the whole mask,
+    /// [`DEGENERATE_AFTER`] inferences in a row give a status warning and one log line; a
+    /// normal output clears it.
+    fn check_output(&mut self, shared: &Shared, nonfinite: usize) {
+        let first = self.mask.first().copied().unwrap_or(0.0);
+        let constant = self.mask.iter().all(|v| *v == first);
+        let why = if nonfinite > 0 {
+            Some(format!(
+                "{nonfinite} of its values are NaN or infinite (read as no person)"
+            ))
+        } else if constant {
+            Some(format!("it is {first} over the whole frame"))
+        } else {
+            None
+        };
+        self.degenerate = if why.is_some() {
+            self.degenerate + 1
+        } else {
+            0
+        };
+        let mut warning = lock(&shared.model_warning);
+        match why {
+            Some(why) if self.degenerate >= DEGENERATE_AFTER && warning.is_none() => {
+                log::warn!(
+                    "the model's output cannot be a mask for {DEGENERATE_AFTER} frames: {why}"
+                );
+                *warning = Some(why);
+            }
+            None if warning.is_some() => {
+                log::info!("the model's output looks like a mask again");
+                *warning = None;
+            }
+            _ => {}
+        }
     }
 
     /// Feeds the mask to the region tracker and, unless it was a detection pass (which only
