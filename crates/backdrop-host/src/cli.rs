@@ -106,6 +106,10 @@ pub struct Args {
     /// run: what --background-source can name (repeatable)
     #[arg(long = "add-source", value_name = "NAME=SPEC", value_parser = parse_named_source, help_heading = "Input")]
     added_sources: Vec<(String, InputSpec)>,
+    /// give each --add-source a Backdrop filter of its own (the run's filter settings) and show
+    /// it on an output channel of its own: several filters, each with its worker, in one OBS
+    #[arg(long, help_heading = "Input")]
+    filter_added_sources: bool,
     /// create a public scene NAME holding the input source (a background source that would
     /// draw the filtered source inside itself)
     #[arg(long, value_name = "NAME", help_heading = "Input")]
@@ -499,6 +503,8 @@ pub struct Options {
     pub settle: u64,
     /// `--min-masks`.
     pub min_masks: Option<u64>,
+    /// `--filter-added-sources`.
+    pub filter_added_sources: bool,
     /// `--churn-filters` and `--churn-sources`.
     pub churn: (u32, u32),
     /// `--soak-period` and `--soak-warmup`.
@@ -627,6 +633,7 @@ impl TryFrom<Args> for Options {
             settle: a.settle,
             min_masks: a.min_masks,
             churn: (a.churn_filters, a.churn_sources),
+            filter_added_sources: a.filter_added_sources,
             soak: a.soak_period.map(|p| {
                 (
                     Duration::from_secs_f64(p),

@@ -936,6 +936,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     if let Some(s) = chain.stats() {
         last_stats = Some(s);
     }
+    let added_filters = sources::added_filter_stats();
     let properties = chain.properties();
     let added_sources = sources::added_sources_state();
     let filter_settings = chain
@@ -948,6 +949,10 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
 
     let mut report = base_report(o, canvas, frames, &last_stats);
     report["properties"] = json!(properties);
+    if o.filter_added_sources {
+        // the last stats of each --filter-added-sources filter
+        report["added_filters"] = json!(added_filters);
+    }
     // The filter's settings at the end, as the scene collection would save them.
     report["filter_settings"] = json!(filter_settings);
     // Whether the filter still holds the added sources active/showing at the end.

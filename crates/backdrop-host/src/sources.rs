@@ -219,8 +219,35 @@ pub fn add_sources(o: &Options) -> Result<()> {
             bail!("--add-source {name}: obs_source_create({id}) failed");
         }
         ADDED.lock().unwrap().push(source as usize);
+        if o.filter_added_sources {
+            let filter = make_backdrop_filter(o, &format!("Backdrop on {name}"));
+            if filter.is_null() {
+                bail!("--add-source {name}: cannot create its Backdrop filter");
+            }
+            let mut added = ADDED_FILTERS.lock().unwrap();
+            let channel = o.views + added.len() as u32;
+            unsafe {
+                sys::obs_source_filter_add(source, filter);
+                sys::obs_set_output_source(channel, source);
+            }
+            added.push((source as usize, filter as usize, channel));
+        }
     }
     Ok(())
+}
+
+/// The filters of `--filter-added-sources`: (source, filter, output channel).
+static ADDED_FILTERS: std::sync::Mutex<Vec<(usize, usize, u32)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The stats of each `--filter-added-sources` filter, in order.
+pub fn added_filter_stats() -> Vec<serde_json::Value> {
+    ADDED_FILTERS
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|&(_, f, _)| get_stats(f as *mut sys::obs_source_t).unwrap_or_default())
+        .collect()
 }
 
 /// Creates the public scene `name` holding `source` (`--add-scene-with-input`), released with the
@@ -278,6 +305,13 @@ pub fn rename_added_sources() -> usize {
 /// Removes the `--add-source` sources from the scene collection (`obs_source_remove`, as the
 /// user deleting them) and releases them. Returns how many there were.
 pub fn remove_added_sources() -> usize {
+    for (s, f, channel) in std::mem::take(&mut *ADDED_FILTERS.lock().unwrap()) {
+        unsafe {
+            sys::obs_set_output_source(channel, std::ptr::null_mut());
+            sys::obs_source_filter_remove(s as *mut sys::obs_source_t, f as *mut sys::obs_source_t);
+            sys::obs_source_release(f as *mut sys::obs_source_t);
+        }
+    }
     let sources = std::mem::take(&mut *ADDED.lock().unwrap());
     for &s in &sources {
         let s = s as *mut sys::obs_source_t;

@@ -151,3 +151,50 @@ fn adding_and_removing_the_filter_hundreds_of_times_leaves_nothing_behind() {
     assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
     assert_eq!(run.stats()["state"], "running", "{}", run.status());
 }
+
+#[test]
+fn two_and_eight_filters_on_different_sources_each_make_masks() {
+    let video = require!(video);
+    let plugin = require!(plugin);
+    let v = video.to_str().unwrap();
+    let mut cost = Vec::new();
+    for filters in [2usize, 8] {
+        // the input's filter, and one on each of filters - 1 more copies of the video
+        let added: Vec<String> = (1..filters).map(|i| format!("cam{i}={v}")).collect();
+        let mut args = vec!["--input", v, "--loop", "--duration", "12"];
+        args.extend(["--filter-added-sources", "--min-masks", "10"]);
+        for a in &added {
+            args.extend(["--add-source", a.as_str()]);
+        }
+        let run = host::run(&format!("filters_{filters}"), &plugin, &args, &[]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
+        let others = run.report["added_filters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(others.len(), filters - 1);
+        let mut masks = vec![stat_of(run.stats(), "masks_published")];
+        masks.extend(others.iter().map(|s| stat_of(s, "masks_published")));
+        let perf = &run.report["perf"];
+        println!(
+            "{filters} filters: masks {masks:?}; workers {} threads, {:.3} cores in all; process {:.2} cores; rendered {} fps",
+            perf["worker_threads"],
+            perf["worker_cores"].as_f64().unwrap_or(f64::NAN),
+            perf["process_cores"].as_f64().unwrap_or(f64::NAN),
+            perf["output_fps"]
+        );
+        // every filter has its own worker and makes masks (they share the CPU: OBS first)
+        assert!(perf["worker_threads"].as_u64().unwrap_or(0) >= filters as u64);
+        assert!(masks.iter().all(|&m| m >= 10), "masks per filter {masks:?}");
+        cost.push(perf["worker_cores"].as_f64().unwrap_or(f64::NAN));
+    }
+    println!(
+        "worker cores in all: 2 filters {:.3}, 8 filters {:.3}",
+        cost[0], cost[1]
+    );
+}
+
+fn stat_of(stats: &Value, key: &str) -> i64 {
+    stats[key].as_i64().unwrap_or(-1)
+}
