@@ -332,6 +332,8 @@ fn sample(stats: &Option<Value>) -> Value {
 }
 
 impl Churn {
+    /// A churn of `filters` filter lifetimes on the live source, then `sources` source
+    /// lifetimes.
     pub fn new(filters: u32, sources: u32) -> Self {
         Self {
             filters_left: filters,

@@ -72,6 +72,7 @@ pub const MAX_RESPONSE_BYTES: u64 = 160 << 20;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct RemoteError {
+    /// What the failure means for the caller (retry, give up, count a miss).
     pub kind: RemoteErrorKind,
     /// A readable sentence naming the server or model.
     pub message: String,
