@@ -51,9 +51,14 @@ STUB=$SERVER/python_backend_stubs/$PYVER/triton_python_backend_stub
 
 BACKENDS=$ROOT/build/triton/backends
 mkdir -p "$BACKENDS/python"
+# Several servers may start at once (the tests run in parallel): each file is written beside
+# its place and renamed over it, so no start sees a half-copied file or trips over another's cp.
 for f in "$SERVER/backends/python/libtriton_python.so" \
     "$SERVER/backends/python/triton_python_backend_utils.py" "$STUB"; do
-    cmp -s "$f" "$BACKENDS/python/$(basename "$f")" || cp "$f" "$BACKENDS/python/"
+    dest=$BACKENDS/python/$(basename "$f")
+    if ! cmp -s "$f" "$dest"; then
+        cp "$f" "$dest.$$" && mv -f "$dest.$$" "$dest"
+    fi
 done
 
 export LD_LIBRARY_PATH=$PYLIB:$SITE/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
