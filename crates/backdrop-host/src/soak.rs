@@ -72,11 +72,15 @@ impl Soak {
         if elapsed >= self.next_sample {
             self.next_sample += SAMPLE_EVERY;
             let (rss_kb, threads, fds) = process_sample();
+            let (heap_in_use_kb, heap_free_kb, _) = heap_sample();
             let s = stats.as_ref();
             let get = |k: &str| s.and_then(|s| s.get(k)).cloned().unwrap_or(Value::Null);
             self.samples.push(json!({
                 "t": elapsed.as_secs_f64(),
                 "rss_kb": rss_kb,
+                // glibc's heap in use and free-but-kept (a leak grows the first)
+                "heap_in_use_kb": heap_in_use_kb,
+                "heap_free_kb": heap_free_kb,
                 "threads": threads,
                 "fds": fds,
                 // SAFETY: a plain counter read of the running libobs.
@@ -267,6 +271,9 @@ pub fn summary(samples: &[Value], warmup_s: f64, cycle_s: f64) -> Value {
         "rss_mb_last": rss_mb.last(),
         "rss_growth_mb": growth,
         "rss_slope_mb_per_hour": slope(&ts, &rss_mb) * 3600.0,
+        "heap_in_use_mb": range("heap_in_use_kb").as_array().map(|r| {
+            r.iter().map(|v| v.as_f64().unwrap_or(f64::NAN) / 1024.0).collect::<Vec<_>>()
+        }),
         "rss_mb_at_cycle_starts": cycle_rss,
         "rss_cycle_growth_mb": cycle_growth,
         "threads": range("threads"),

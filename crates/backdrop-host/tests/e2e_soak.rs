@@ -80,13 +80,14 @@ fn five_minutes_of_changes_leave_memory_threads_fds_and_gpu_objects_flat() {
     flat("fds");
     flat("gpu_objects");
     // Like with like: the resident memory at the start of each cycle of the schedule (same
-    // model, same mode) grows by less than 8 MB over the four judged minutes. Between cycle
-    // starts it moves by up to 6 MB either way (glibc's arenas as models load and unload: 273.5
-    // to 279.4 MB in one run), so this catches a leak of a quarter MB per action (30 actions)
-    // and more; the hour-long soak measures the slope (docs/performance.md). The hour's bar,
-    // 2 MB over 55 minutes, scaled to 4 would be far below that swing.
+    // model, same mode) grows by less than 24 MB over the four judged minutes. In its first
+    // minutes the process's memory still climbs in steps as models load and unload (measured:
+    // +1.3 MB on a loaded machine, +10.7 MB on an idle one; the hour-long soak climbs to a
+    // plateau by minute 40, docs/performance.md), so five minutes can only catch a leak of about
+    // 1 MB per action (30 actions) and more. The hour measures the slope; the heap in use is in
+    // the report ("heap_in_use_mb").
     let growth = soak["rss_cycle_growth_mb"].as_f64().unwrap_or(f64::NAN);
-    assert!(growth < 8.0, "RSS grew {growth} MB: {shown}");
+    assert!(growth < 24.0, "RSS grew {growth} MB: {shown}");
     // The filter never stops making masks for long: off for 5 s and hidden for 5 s at most,
     // seen at 10 s sampling.
     let stuck = soak["longest_without_new_mask_s"]
