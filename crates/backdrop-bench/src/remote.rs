@@ -12,19 +12,9 @@ use backdrop_core::mask::roi::Region;
 use backdrop_core::segmentation::manifest::Manifest;
 use backdrop_core::segmentation::remote::{RemoteModel, ServerConfig};
 use backdrop_core::segmentation::session::{Model, SessionOptions};
+use backdrop_core::segmentation::worker::thread_cpu_ms;
 use backdrop_testdata::triton::Triton;
 use std::time::Instant;
-
-/// CPU time the calling thread has used, ms.
-fn thread_cpu_ms() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 * 1e-6
-}
 
 fn quantile(v: &[f64], q: f64) -> f64 {
     let mut s = v.to_vec();

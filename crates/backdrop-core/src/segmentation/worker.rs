@@ -125,8 +125,8 @@ fn lower_priority() {
     }
 }
 
-/// CPU time the calling thread has used, ms.
-fn thread_cpu_ms() -> f64 {
+/// CPU time the calling thread has used, ms (`CLOCK_THREAD_CPUTIME_ID`).
+pub fn thread_cpu_ms() -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
