@@ -69,6 +69,10 @@ pub(crate) struct GpuState {
     /// is drawn more than once per frame (a projector, studio mode), whose extra draws reuse
     /// the frame's result.
     pub draws: u64,
+    /// Whether the last draw showed the chosen background picture (an image, a source's or a
+    /// video's frame) behind the person; false in the other modes, and while the picture is
+    /// missing or not decoded yet (the background is blurred then).
+    pub background_shown: bool,
 }
 
 impl Default for GpuState {
@@ -87,6 +91,7 @@ impl Default for GpuState {
             new_frames_with_model: 0,
             last_async_frames: 0,
             draws: 0,
+            background_shown: false,
         }
     }
 }
@@ -320,6 +325,7 @@ impl Gpu {
     /// asked for) and queue its copy into a ring slot, to be handed over next frame.
     fn stage_current(&mut self, g: &Graphics, frame_no: u64, (mw, mh): (u32, u32)) -> bool {
         set_vec2(g, self.p.out_texel, [1.0 / mw as f32, 1.0 / mh as f32]);
+        self.set_light(g);
         let region = self.next_region;
         set_vec4(g, self.p.region, region.to_array());
         let frame = self.frame.texture();
@@ -392,8 +398,19 @@ impl Gpu {
         done
     }
 
-    /// Sets the mask texture and threshold parameters used by `person_alpha` in the effect.
+    /// Sets `linear_light`, which `to_display` reads, for the next technique. libobs clears
+    /// every parameter's value when a technique ends (`gs_technique_end`), so this comes before
+    /// each draw that reads it; set once per frame, later draws logged "Parameter
+    /// 'linear_light' set to invalid size 0" every frame and kept a stale value.
+    fn set_light(&self, g: &Graphics) {
+        let linear = if self.space.is_linear() { 1.0 } else { 0.0 };
+        set_float(g, self.p.linear_light, linear);
+    }
+
+    /// Sets the mask texture, threshold and light parameters used by `person_alpha` in the
+    /// effect.
     fn set_mask_params(&self, g: &Graphics, params: &RenderParams) {
+        self.set_light(g);
         if let Some(m) = &self.mask {
             set_texture(g, self.p.mask, m.texture());
         }
@@ -496,10 +513,10 @@ impl Gpu {
         params: &RenderParams,
         image: Option<(Texture, (u32, u32))>,
         seed: f32,
-    ) {
+    ) -> bool {
         let (w, h) = self.size;
         let Some(frame) = self.frame.texture() else {
-            return;
+            return false;
         };
         let srgb_image = self.space.is_linear() && params.mode == Mode::Image && image.is_some();
         let background = match params.mode {
@@ -555,6 +572,7 @@ impl Gpu {
         }
         let _blend = g.blend(Blend::One, Blend::InvSrcAlpha);
         self.effect.draw(g, technique, frame, w, h);
+        technique == c"Background"
     }
 }
 
@@ -628,11 +646,6 @@ impl Filter {
         // 8-bit targets store what the shaders write (sRGB-encoded); half-float ones are linear
         // and not affected. libobs renders this filter with linear sRGB on (OBS_SOURCE_SRGB).
         let _srgb_off = g.framebuffer_srgb(false);
-        set_float(
-            g,
-            gpu.p.linear_light,
-            if space.is_linear() { 1.0 } else { 0.0 },
-        );
         let started = Instant::now();
         let params = *lock(&self.params);
         // A strong reference for this render (the feed's lock is not held while drawing).
@@ -711,11 +724,12 @@ impl Filter {
         }
         // The hologram's scan bands change every frame.
         let seed = (frames % 997) as f32;
-        gpu.composite(g, &params, image, seed);
+        let shown = gpu.composite(g, &params, image, seed);
         drop(background);
         let has_mask = gpu.mask.is_some();
         let age = frames.saturating_sub(gpu.mask_frame) as f64;
         state.draws += 1;
+        state.background_shown = shown;
         if fresh {
             if has_mask {
                 state.mask_age.push(age);

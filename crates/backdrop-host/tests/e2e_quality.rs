@@ -58,12 +58,7 @@ fn colour_mode_ious(
         run.log().contains("[backdrop] loaded version"),
         "plugin did not load"
     );
-    assert_eq!(
-        run.int("backdrop_errors"),
-        0,
-        "error lines from the plugin:\n{}",
-        run.log()
-    );
+    run.assert_no_errors();
 
     let inputs = run.report["inputs"].as_array().expect("inputs in report");
     assert_eq!(inputs.len(), ids.len());

@@ -69,7 +69,7 @@ fn five_minutes_of_changes_leave_memory_threads_fds_and_gpu_objects_flat() {
     for s in soak["samples"].as_array().into_iter().flatten() {
         println!("  {s}");
     }
-    assert_eq!(run.int("backdrop_errors"), 0, "{}", run.log());
+    run.assert_no_errors();
     assert!(soak["actions"].as_u64().unwrap_or(0) >= 25, "{shown}");
     let flat = |k: &str| {
         let r = &soak[k];

@@ -98,12 +98,7 @@ fn talking_head_is_recorded_with_blurred_background() {
         &[],
     );
     assert_eq!(run.code, 0, "host failed: {}", run.stderr);
-    assert_eq!(
-        run.int("backdrop_errors"),
-        0,
-        "error lines from the plugin:\n{}",
-        run.log()
-    );
+    run.assert_no_errors();
 
     let (w, h, source) = common::decode_rgb(&input, None);
     let (rw, rh, recorded) = common::decode_rgb(&recording, None);

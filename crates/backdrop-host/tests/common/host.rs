@@ -28,6 +28,20 @@ impl Run {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.out.join("obs.log")).unwrap_or_default()
     }
+    /// No error line in OBS's log, from the plugin or from libobs about what the plugin drew
+    /// (an effect parameter of the wrong size, a sprite of size 0).
+    pub fn assert_no_errors(&self) {
+        let log = self.log();
+        let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(self.int("backdrop_errors"), 0, "plugin errors:\n{log}");
+        assert_eq!(
+            self.int("obs_errors"),
+            0,
+            "{} error lines in OBS's log, the first: {:?}",
+            errors.len(),
+            &errors[..errors.len().min(5)]
+        );
+    }
 }
 
 /// A fresh plugin folder made from the build of the profile being tested
