@@ -158,21 +158,20 @@ impl Filter {
         }
     }
 
-    /// Applies new settings: render parameters at once, a new worker request when a setting
-    /// the worker needs changed (or on the first update).
+    /// Applies new settings: render parameters at once, and a new worker request. The request
+    /// goes out on every update, not only when a setting the worker needs changed: the worker
+    /// then looks at the model file again and reads it anew when it was replaced on disk (a
+    /// model upgraded while OBS runs); an unchanged request costs it a `stat` and one inferred
+    /// frame.
     pub fn update(&self, s: Settings) {
-        let previous = std::mem::replace(&mut *lock(&self.settings), s.clone());
+        *lock(&self.settings) = s.clone();
         *lock(&self.params) = RenderParams::from(&s);
         if s.mode == Mode::Image {
             self.load_background(&s.image_path);
         }
         self.choose_feed(&s);
-        let worker_changed = s.worker_differs(&previous);
-        let first = lock(&self.worker.shared.state).clone() == State::Starting;
-        if worker_changed || first {
-            let manifest = find_model(&s.model, &s.custom_model_path);
-            self.worker.shared.set_request(s.request(manifest));
-        }
+        let manifest = find_model(&s.model, &s.custom_model_path);
+        self.worker.shared.set_request(s.request(manifest));
     }
 
     /// Makes the feed the settings ask for when it differs from the current one (none outside
@@ -327,6 +326,12 @@ impl Filter {
                     .push_str(&fill(&module::text_string("Status.ModelOutput"), &[&why]));
                 c.warning_kind = Some("model_output");
             }
+            if let Some(why) = lock(&self.worker.shared.model_file_warning).clone() {
+                c.text.push('\n');
+                c.text
+                    .push_str(&fill(&module::text_string("Status.ModelFile"), &[&why]));
+                c.warning_kind = Some("model_file");
+            }
             let remote = lock(&self.worker.shared.remote);
             match remote.backend {
                 Backend::Local => {}
@@ -405,6 +410,7 @@ impl Filter {
             readback_ms,
             upload_ms,
             readback_bytes,
+            background_shown,
         ) = {
             let gpu = lock(&self.gpu);
             (
@@ -418,9 +424,10 @@ impl Filter {
                 gpu.readback_ms.clone(),
                 gpu.upload_ms.clone(),
                 gpu.readback_bytes,
+                gpu.background_shown,
             )
         };
-        let (inferred, skipped, warped, mirrored, confirmed, region, detections) = {
+        let (inferred, skipped, warped, mirrored, confirmed, region, detections, person) = {
             let o = lock(&shared.output);
             (
                 o.inferred,
@@ -430,6 +437,7 @@ impl Filter {
                 o.confirmed,
                 o.region,
                 o.detections,
+                o.person_share,
             )
         };
         let q = |r: &backdrop_core::segmentation::stats::Rolling, p: f64| r.quantile(p);
@@ -462,7 +470,8 @@ impl Filter {
             // background_image | background_source | background_video: the chosen background
             // cannot be shown; the filter blurs instead. inference_server: the server is not
             // used (remote_reason says why); the model runs on this computer. model_output: the
-            // model's output has been NaN or one value everywhere for a second
+            // model's output has been NaN or one value everywhere for a second. model_file: the
+            // model file was replaced by one that cannot be loaded; the model read before runs
             "warning_kind": condition.warning_kind,
             // the execution provider the model runs on (cpu when the chosen one is unavailable)
             "execution_provider": condition.provider,
@@ -484,6 +493,10 @@ impl Filter {
             // the part of the frame the newest mask covers, frame uv [x, y, w, h] (mask::roi)
             "mask_region": region.to_array(),
             "detection_passes": detections,
+            // the last frame showed the chosen background picture (modes image, source, video)
+            "background_shown": background_shown,
+            // mean person probability of the newest inferred mask, 0..1 (of its region)
+            "mask_person_share": person,
             "frames_rendered": frames,
             // video_render calls drawn (a second view draws a frame's result again)
             "draws": draws,

@@ -62,6 +62,11 @@ pub struct Args {
     /// write N side-by-side PNGs (original | result) spread over the run, OUT/still_0001.png ...
     #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Output")]
     stills: u32,
+    /// run mode: count --frames, the --stills and the *-after-frames faults from the first
+    /// output frame that shows a mask over the chosen background (image, source or video;
+    /// stats background_shown), not from the first frame; a run that never shows it times out
+    #[arg(long, help_heading = "Timing")]
+    schedule_when_shown: bool,
     /// send the output to OBS's virtual camera (virtualcam_output of the linux-v4l2 module: the
     /// first free v4l2loopback device, YUY2 at the canvas size); stopped and released at the end
     #[arg(long, help_heading = "Output")]
@@ -178,6 +183,11 @@ pub struct Args {
     /// run mode: also end once FILE exists (a test that drives faults from outside)
     #[arg(long, value_name = "FILE", help_heading = "Timing")]
     stop_file: Option<PathBuf>,
+    /// run mode: whenever FILE exists, apply its KEY=VALUE lines to the filter
+    /// (obs_source_update, values as --set), then delete it (a test that changes settings from
+    /// outside)
+    #[arg(long, value_name = "FILE", help_heading = "Fault injection")]
+    settings_file: Option<PathBuf>,
     /// run mode: append one JSON line per filter stats poll (every 250 ms) to FILE: seconds
     /// since the first output frame, output frames, and the filter's stats
     #[arg(long, value_name = "FILE", help_heading = "Output")]
@@ -500,6 +510,8 @@ pub struct Options {
     pub looping: bool,
     pub record: Option<PathBuf>,
     pub stills: u32,
+    /// `--schedule-when-shown`.
+    pub schedule_when_shown: bool,
     pub settle: u64,
     /// `--min-masks`.
     pub min_masks: Option<u64>,
@@ -511,6 +523,8 @@ pub struct Options {
     pub soak: Option<(Duration, Duration)>,
     /// `--stop-file`.
     pub stop_file: Option<PathBuf>,
+    /// `--settings-file`.
+    pub settings_file: Option<PathBuf>,
     /// `--timeline`.
     pub timeline: Option<PathBuf>,
     pub timeout: Duration,
@@ -630,6 +644,7 @@ impl TryFrom<Args> for Options {
             looping: a.looping,
             record: a.record,
             stills: a.stills,
+            schedule_when_shown: a.schedule_when_shown,
             settle: a.settle,
             min_masks: a.min_masks,
             churn: (a.churn_filters, a.churn_sources),
@@ -641,6 +656,7 @@ impl TryFrom<Args> for Options {
                 )
             }),
             stop_file: a.stop_file,
+            settings_file: a.settings_file,
             timeline: a.timeline,
             timeout: Duration::from_secs_f64(a.timeout_s),
             remove_filter_after_frames: a.remove_filter_after_frames,

@@ -130,7 +130,9 @@ pub fn run(o: &Options) -> Result<ExitCode> {
     let display = XDisplay::open()?;
     host::startup(&display, &o.locale)?;
     let outcome = session(o, &plugin_so);
+    let shutdown_started = Instant::now();
     let leaks = host::shutdown();
+    let shutdown_ms = shutdown_started.elapsed().as_secs_f64() * 1e3;
     let _ = writeln!(
         std::io::stderr(),
         "backdrop-render: bmem allocations still live after obs_shutdown: {leaks}"
@@ -139,6 +141,8 @@ pub fn run(o: &Options) -> Result<ExitCode> {
     let mut outcome = outcome?;
     outcome.report["elapsed_s"] = json!(t0.elapsed().as_secs_f64());
     outcome.report["bmem_leaks"] = json!(leaks);
+    // obs_shutdown, with the destruction of what the session released
+    outcome.report["shutdown_ms"] = json!(shutdown_ms);
     let path = o.out.join("report.json");
     std::fs::write(&path, serde_json::to_string_pretty(&outcome.report)? + "\n")
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -613,8 +617,11 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     chain.add_filters(o, with_tap)?;
     let removal_planned = o.remove_filter_after_frames.is_some() && !chain.filter.is_null();
     // A removal keeps the run going past --frames for its grace second: count every frame.
-    let keeps_counting =
-        removal_planned || o.remove_added_sources_after_frames.is_some() || o.churn != (0, 0);
+    // So does a schedule counted from a later frame (--schedule-when-shown).
+    let keeps_counting = removal_planned
+        || o.remove_added_sources_after_frames.is_some()
+        || o.churn != (0, 0)
+        || o.schedule_when_shown;
     CAPTURE.set_frame_limit(if keeps_counting { None } else { o.frames });
     // The main view draws every output channel in order: more channels, more draws per frame.
     for channel in 0..o.views {
@@ -685,6 +692,9 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         targets = make_targets(total);
     }
     let mut next_still = 0usize;
+    // The output frame the schedule (--frames, stills, removals, renames) counts from: the
+    // first, or with --schedule-when-shown the first showing the background, once known.
+    let mut schedule_from: Option<u64> = (!o.schedule_when_shown).then_some(0);
     let mut pending: Vec<PendingStill> = Vec::new();
     let mut stills_written: Vec<String> = Vec::new();
 
@@ -719,6 +729,16 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
                 last_stats = Some(s);
             }
             last_stats_at = Instant::now();
+            if schedule_from.is_none()
+                && last_stats.as_ref().is_some_and(|s| {
+                    sources::mask_frames(s).unwrap_or(0) > 0 && s["background_shown"] == true
+                })
+            {
+                logging::host(&format!(
+                    "background shown at frame {frames}: the schedule counts from here"
+                ));
+                schedule_from = Some(frames);
+            }
             if let Some(t) = timeline.as_mut() {
                 let (rss_kb, threads, fds) = crate::soak::process_sample();
                 let line = json!({
@@ -737,6 +757,9 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
                 }
             }
         }
+        // Frames into the schedule (None: it has not started).
+        let sched = schedule_from.map(|from| frames.saturating_sub(from));
+
         // Video length known only from the source: spread stills once it is.
         if expected_frames.is_none() {
             let ms = chain.media_duration_ms();
@@ -749,7 +772,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
 
         // Fault injection.
         if let Some(n) = o.remove_filter_after_frames {
-            if removal_at.is_none() && frames >= n && !chain.filter.is_null() {
+            if removal_at.is_none() && sched >= Some(n) && !chain.filter.is_null() {
                 last_stats = chain.stats().or(last_stats);
                 logging::host(&format!("removing the filter at frame {frames}"));
                 chain.remove_filter();
@@ -757,7 +780,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
             }
         }
         if let Some(n) = o.remove_added_sources_after_frames {
-            if sources_removed_at.is_none() && frames >= n {
+            if sources_removed_at.is_none() && sched >= Some(n) {
                 let count = sources::remove_added_sources();
                 logging::host(&format!(
                     "removed {count} added source(s) at frame {frames}"
@@ -766,7 +789,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
             }
         }
         if let Some(n) = o.rename_added_sources_after_frames {
-            if sources_renamed_at.is_none() && frames >= n {
+            if sources_renamed_at.is_none() && sched >= Some(n) {
                 let count = sources::rename_added_sources();
                 logging::host(&format!(
                     "renamed {count} added source(s) at frame {frames}"
@@ -775,6 +798,9 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
             }
         }
         storm.step(o, &chain, frames);
+        if let Some(file) = &o.settings_file {
+            apply_settings_file(file, &chain);
+        }
         if let Some(s) = soak.as_mut() {
             s.step(&chain, elapsed, &last_stats);
         }
@@ -789,7 +815,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         }
 
         // Stills.
-        while next_still < targets.len() && frames >= targets[next_still] {
+        while next_still < targets.len() && sched >= Some(targets[next_still]) {
             next_still += 1;
             pending.push(PendingStill {
                 path: o.out.join(format!("still_{next_still:04}.png")),
@@ -819,7 +845,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
         if source_size == (0, 0) {
             source_size = chain.size();
         }
-        let reached = (o.frames.is_some_and(|n| frames >= n)
+        let reached = (o.frames.is_some_and(|n| sched >= Some(n))
             || o.duration.is_some_and(|d| elapsed.as_secs_f64() >= d))
             && o.min_masks.is_none_or(|n| {
                 let stats = chain.stats();
@@ -828,7 +854,9 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
             || media_ended
             || o.stop_file.as_ref().is_some_and(|f| f.exists())
             || interrupted();
-        let reached = reached && churn.as_ref().is_none_or(|c| c.done());
+        let reached = reached
+            && churn.as_ref().is_none_or(|c| c.done())
+            && (!o.schedule_when_shown || next_still >= targets.len() && pending.is_empty());
         let grace_over = match (removal_planned, removal_at) {
             (false, _) => true,
             (true, Some((at, _))) => at.elapsed() >= Duration::from_secs(1),
@@ -1128,6 +1156,33 @@ fn storm_update(o: &Options, chain: &Chain, i: usize) {
         );
     }
     chain.update_filter(&d);
+}
+
+/// `--settings-file`: when `file` exists, applies its `KEY=VALUE` lines to the filter in one
+/// `obs_source_update` and deletes it. A file that cannot be read or parsed is logged and
+/// deleted.
+fn apply_settings_file(file: &Path, chain: &Chain) {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return;
+    };
+    let _ = std::fs::remove_file(file);
+    let d = Data::new();
+    let mut applied = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match crate::cli::parse_key_value(line) {
+            Ok((k, v)) => {
+                sources::set_value(&d, &k, &v);
+                applied.push(line);
+            }
+            Err(e) => logging::host(&format!("{}: {e}", file.display())),
+        }
+    }
+    chain.update_filter(&d);
+    logging::host(&format!(
+        "settings from {}: {}",
+        file.display(),
+        applied.join(", ")
+    ));
 }
 
 /// `--settings-storm N`: one update per output frame for N frames, then one restoring the

@@ -42,6 +42,8 @@ pub struct Model {
     output: Tensor<f32>,
     input_name: CString,
     output_name: CString,
+    /// Passed to every run: [`Model::stopper`] ends a run in progress from another thread.
+    run_options: std::sync::Arc<ort::session::RunOptions>,
     /// Set when the runtime refused the pre-allocated output (a model whose output shape is not
     /// what its declared shape says, e.g. dynamic dimensions that are not the input size): runs
     /// then go through `Session::run`, which allocates, and follow the real output shape.
@@ -160,6 +162,9 @@ impl Model {
             input_name: name(&manifest.input.name)?,
             output_name: name(&manifest.output.name)?,
             allocating_run: false,
+            run_options: std::sync::Arc::new(
+                ort::session::RunOptions::new().map_err(|e| format!("run options: {e}"))?,
+            ),
             plane: Plane {
                 size: output_size,
                 channels: output_channels,
@@ -198,6 +203,13 @@ impl Model {
         );
     }
 
+    /// What ends this model's run in progress, and every later one, from another thread
+    /// (`RunOptions::terminate`; the run then fails): a filter being destroyed does not wait
+    /// for an inference of a slow model to finish.
+    pub fn stopper(&self) -> std::sync::Arc<ort::session::RunOptions> {
+        self.run_options.clone()
+    }
+
     /// Runs the session on the packed tensor and converts the output to person probability,
     /// returning the plane (`output_size` w x h values in 0..1). Errors are readable sentences.
     pub fn run(&mut self) -> Result<&[f32], String> {
@@ -234,7 +246,7 @@ impl Model {
         let status = unsafe {
             (api.Run)(
                 self.session.ptr_mut(),
-                std::ptr::null(),
+                ort::AsPointer::ptr(&*self.run_options),
                 input_names.as_ptr(),
                 inputs.as_ptr(),
                 1,
@@ -268,7 +280,10 @@ impl Model {
             .map_err(|e| format!("input tensor: {e}"))?;
         let outputs = self
             .session
-            .run(ort::inputs![self.manifest.input.name.as_str() => input])
+            .run_with_options(
+                ort::inputs![self.manifest.input.name.as_str() => input],
+                &*self.run_options,
+            )
             .map_err(|e| format!("inference failed: {e}"))?;
         let value = outputs
             .get(self.manifest.output.name.as_str())

@@ -101,6 +101,8 @@ pub struct MaskSlot {
     pub next_region: Region,
     /// Detection passes over the whole frame (inferred, not shown).
     pub detections: u64,
+    /// Mean person probability of the newest inferred mask, 0..1 (over its region).
+    pub person_share: f32,
 }
 
 pub use super::cadence::MAX_SKIPPED_IN_A_ROW;
@@ -298,6 +300,11 @@ pub struct Shared {
     /// Why the model's masks cannot be trusted (NaN outputs, the same value everywhere for
     /// [`DEGENERATE_AFTER`] inferences in a row), while it runs.
     pub model_warning: Mutex<Option<String>>,
+    /// Why the model file, replaced on disk since the running model was read from it, could not
+    /// be loaded when the settings changed: the model read before keeps running.
+    pub model_file_warning: Mutex<Option<String>>,
+    /// Ends the loaded model's run in progress when the worker stops (see [`Model::stopper`]).
+    stopper: Mutex<Option<Arc<ort::session::RunOptions>>>,
     /// Frames handed over but overwritten before the worker took them.
     pub frames_dropped: AtomicU64,
     /// Input size (width << 32 | height) of the loaded model, 0 when none: the size the graphics
@@ -324,6 +331,8 @@ impl Shared {
             timings: Mutex::new(Timings::default()),
             remote: Mutex::new(RemoteStatus::default()),
             model_warning: Mutex::new(None),
+            model_file_warning: Mutex::new(None),
+            stopper: Mutex::new(None),
             frames_dropped: AtomicU64::new(0),
             input_size: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -426,8 +435,14 @@ impl Worker {
 }
 
 impl Drop for Worker {
+    /// Stops the worker and waits for it: at most the inference or model load in progress
+    /// (neither can be interrupted), logged with how long it took.
     fn drop(&mut self) {
+        let started = Instant::now();
         self.shared.stop.store(true, Ordering::Release);
+        if let Some(stopper) = lock(&self.shared.stopper).as_ref() {
+            let _ = stopper.terminate(); // a run in progress returns at its next node
+        }
         {
             let _guard = lock(&self.shared.input);
             self.shared.wake.notify_all();
@@ -436,6 +451,10 @@ impl Drop for Worker {
             let _ = t.join();
         }
         release_freed_memory();
+        log::info!(
+            "segmentation worker stopped in {:.0} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
     }
 }
 
@@ -477,6 +496,44 @@ struct Steps {
     remote: Option<Remote>,
     /// Degenerate outputs in a row (see [`DEGENERATE_AFTER`]).
     degenerate: u32,
+    /// The model file as it was when the running model was read from it.
+    model_stamp: Option<FileStamp>,
+    /// The last load that failed: not tried again until the manifest or the file changes, so
+    /// a broken file reaches ONNX Runtime's parser once, however often the settings change.
+    failed_load: Option<FailedLoad>,
+}
+
+/// A load of `manifest`'s file, as it was (`stamp`), that failed with `kind` and `message`.
+struct FailedLoad {
+    manifest: Manifest,
+    stamp: Option<FileStamp>,
+    kind: ErrorKind,
+    message: String,
+}
+
+/// What tells a file's contents apart without reading them: its size, modification time and
+/// inode. A file written over or renamed over has another stamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+impl FileStamp {
+    /// The stamp of `path` now; `None` when it cannot be read (missing, no permission).
+    fn of(path: &std::path::Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            inode,
+        })
+    }
 }
 
 /// The worker's side of an inference server: the checked model while it is used, else the
@@ -574,19 +631,8 @@ impl Steps {
             self.tracker = RegionTracker::new(request.aspect);
             self.refiner.reset();
         }
-        let same_model = match (&self.model, &request.manifest) {
-            (Some(m), Ok(wanted)) => m.manifest == *wanted,
-            _ => false,
-        };
-        if !same_model {
-            drop(self.model.take()); // free the old session before loading the next
-            self.degenerate = 0;
-            *lock(&shared.model_warning) = None;
-            self.refiner.reset();
-            self.tracker.reset();
-            shared.input_size.store(0, Ordering::Release);
-            self.model = load_model(shared, &request);
-        }
+        let same_model = !self.change_model(shared, &request);
+        *lock(&shared.stopper) = self.model.as_ref().map(Model::stopper);
         if let Some(m) = &self.model {
             let (w, h) = m.input_size();
             shared
@@ -611,6 +657,116 @@ impl Steps {
                     remote.connect(shared, &m.manifest, false);
                 }
                 self.remote = Some(remote);
+            }
+        }
+    }
+
+    /// Loads the model `request` names when it is not the one running, or when its file was
+    /// replaced since the running one was read (checked on every settings change). Returns
+    /// whether another model now runs (or none).
+    ///
+    /// A replaced file that cannot be loaded leaves the running model in place, with a warning
+    /// in the status. A load that failed is not tried again until the manifest or the file
+    /// changes.
+    fn change_model(&mut self, shared: &Shared, request: &Request) -> bool {
+        let wanted = request.manifest.as_ref().ok();
+        let stamp = wanted.and_then(|m| FileStamp::of(&m.model_path()));
+        let same_manifest = matches!((&self.model, wanted), (Some(m), Some(w)) if m.manifest == *w);
+        if same_manifest && stamp == self.model_stamp {
+            return false;
+        }
+        let failed_before = self
+            .failed_load
+            .as_ref()
+            .filter(|f| Some(&f.manifest) == wanted && f.stamp == stamp);
+        if let Some(failed) = failed_before {
+            if same_manifest {
+                return false; // the replaced file is still the broken one: keep running
+            }
+            let state = State::Error(failed.kind, failed.message.clone());
+            self.unload(shared);
+            shared.set_state(state);
+            return true;
+        }
+        if same_manifest {
+            let manifest = wanted.expect("same_manifest");
+            return self.reload_replaced(shared, manifest, request.session, stamp);
+        }
+        self.unload(shared); // free the old session before loading the next
+        self.model = match &request.manifest {
+            Ok(manifest) => match load_model(shared, manifest, request.session) {
+                Ok(model) => {
+                    self.model_stamp = stamp;
+                    self.failed_load = None;
+                    Some(model)
+                }
+                Err((kind, message)) => {
+                    self.failed_load = Some(FailedLoad {
+                        manifest: manifest.clone(),
+                        stamp,
+                        kind,
+                        message,
+                    });
+                    None
+                }
+            },
+            Err(why) => {
+                shared.set_state(State::Error(ErrorKind::Model, why.clone()));
+                None
+            }
+        };
+        // The old session's and the load's scratch memory is free now; without this the soak's
+        // model switches kept a few MB more resident each time (glibc arenas).
+        release_freed_memory();
+        true
+    }
+
+    /// Drops the running model and what was derived from its masks.
+    fn unload(&mut self, shared: &Shared) {
+        drop(self.model.take());
+        self.model_stamp = None;
+        self.degenerate = 0;
+        *lock(&shared.model_warning) = None;
+        *lock(&shared.model_file_warning) = None;
+        self.refiner.reset();
+        self.tracker.reset();
+        shared.input_size.store(0, Ordering::Release);
+    }
+
+    /// The running model's file was replaced: reads the new one and runs it, or keeps the
+    /// running model and says why in the status. Returns whether the new one runs.
+    fn reload_replaced(
+        &mut self,
+        shared: &Shared,
+        manifest: &Manifest,
+        session: SessionOptions,
+        stamp: Option<FileStamp>,
+    ) -> bool {
+        let path = manifest.model_path();
+        let loaded = runtime::environment()
+            .map_err(|e| e.to_string())
+            .and_then(|env| Model::load(env, manifest, session));
+        match loaded {
+            Ok(model) => {
+                log::info!("model file {} changed: reloaded", path.display());
+                self.unload(shared);
+                self.model = Some(model);
+                self.model_stamp = stamp;
+                self.failed_load = None;
+                release_freed_memory();
+                true
+            }
+            Err(message) => {
+                let why = format!("replaced on disk and not loadable ({message})");
+                log::warn!("model file {why}; still running the model read before");
+                *lock(&shared.model_file_warning) = Some(why);
+                self.failed_load = Some(FailedLoad {
+                    manifest: manifest.clone(),
+                    stamp,
+                    kind: ErrorKind::Model,
+                    message,
+                });
+                false
             }
         }
     }
@@ -669,6 +825,9 @@ impl Steps {
     /// Packs the frame into the input tensor and runs the model; the probability plane lands in
     /// `self.mask`. `None` when the run failed (the state says why).
     fn infer(&mut self, shared: &Shared) -> Option<Times> {
+        if shared.stop.load(Ordering::Acquire) {
+            return None; // stopped while a model loaded: its stopper came too late
+        }
         let start = now();
         if let (Some(remote), Some(m)) = (self.remote.as_mut(), self.model.as_ref()) {
             match remote.infer(shared, &self.frame, m.output_size(), &m.manifest) {
@@ -700,7 +859,9 @@ impl Steps {
         }
         let inferred = now();
         if let Err(e) = result {
-            shared.set_state(State::Error(ErrorKind::Inference, e));
+            if !shared.stop.load(Ordering::Acquire) {
+                shared.set_state(State::Error(ErrorKind::Inference, e));
+            }
             return None;
         }
         let nonfinite = m.nonfinite_outputs();
@@ -789,6 +950,11 @@ impl Steps {
         let (mw, mh) = m.output_size();
         let next_region = self.tracker.region(self.frame.source_size, m.input_size());
         self.refiner.swap_coefficients(&mut self.coefficients); // without a copy
+        let person_share = if self.mask.is_empty() {
+            0.0
+        } else {
+            self.mask.iter().sum::<f32>() / self.mask.len() as f32
+        };
         let f = &mut self.frame;
         // keeps the frame without a copy: `submit` resizes and overwrites the buffer that goes
         // back to the input slot in exchange
@@ -812,6 +978,7 @@ impl Steps {
             out.confirmed += 1;
             out.inferred += 1;
             out.mirrored += u64::from(self.mirror_average);
+            out.person_share = person_share;
         }
         let (t3, c3) = now();
         let ((t0, c0), (t1, c1), (t2, c2)) = (times.start, times.preprocessed, times.inferred);
@@ -977,34 +1144,25 @@ impl Remote {
     }
 }
 
-fn load_model(shared: &Shared, request: &Request) -> Option<Model> {
-    let manifest = match &request.manifest {
-        Ok(m) => m,
-        Err(why) => {
-            shared.set_state(State::Error(ErrorKind::Model, why.clone()));
-            return None;
-        }
-    };
+/// Loads `manifest`'s model, with the state `Loading` meanwhile and `Error` (also returned) on
+/// failure.
+fn load_model(
+    shared: &Shared,
+    manifest: &Manifest,
+    session: SessionOptions,
+) -> Result<Model, (ErrorKind, String)> {
     shared.set_state(State::Loading(manifest.id.clone()));
-    let env = match runtime::environment() {
-        Ok(env) => env,
-        Err(e) => {
-            shared.set_state(State::Error(ErrorKind::Runtime, e.to_string()));
-            return None;
-        }
+    let loaded = match runtime::environment() {
+        Ok(env) => Model::load(env, manifest, session).map_err(|e| (ErrorKind::Model, e)),
+        Err(e) => Err((ErrorKind::Runtime, e.to_string())),
     };
-    match Model::load(env, manifest, request.session) {
-        Ok(m) => {
-            log::info!(
-                "model '{}' loaded from {}",
-                manifest.id,
-                manifest.model_path().display()
-            );
-            Some(m)
-        }
-        Err(e) => {
-            shared.set_state(State::Error(ErrorKind::Model, e));
-            None
-        }
+    match &loaded {
+        Ok(_) => log::info!(
+            "model '{}' loaded from {}",
+            manifest.id,
+            manifest.model_path().display()
+        ),
+        Err((kind, message)) => shared.set_state(State::Error(*kind, message.clone())),
     }
+    loaded
 }
