@@ -1,7 +1,8 @@
 //! Hostile input, generated: whatever a manifest file, a settings object, a model's output shape,
 //! its output values or an inference server's answer hold, the parsers and packers give a value or a readable error, never a
 //! panic, and what they accept stays within the bounds the rest of the plugin relies on.
-//! (`proptest`: stable Rust, so it runs in every `cargo test`; cargo-fuzz needs nightly.)
+//! (`proptest`: it runs in every `cargo test`. The same properties are also libFuzzer targets
+//! with AddressSanitizer, in `fuzz/`, run by `scripts/fuzz.sh`.)
 //! `PROPTEST_CASES` sets the number of cases per property (256 by default).
 
 use backdrop_core::segmentation::manifest::{Layout, Manifest, OutputKind, OutputSpec};
