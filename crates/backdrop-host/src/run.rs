@@ -617,11 +617,13 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     chain.add_filters(o, with_tap)?;
     let removal_planned = o.remove_filter_after_frames.is_some() && !chain.filter.is_null();
     // A removal keeps the run going past --frames for its grace second: count every frame.
-    // So does a schedule counted from a later frame (--schedule-when-shown).
+    // So do a schedule counted from a later frame (--schedule-when-shown) and a storm that
+    // must see its updates through (one per new frame) before the run ends.
     let keeps_counting = removal_planned
         || o.remove_added_sources_after_frames.is_some()
         || o.churn != (0, 0)
-        || o.schedule_when_shown;
+        || o.schedule_when_shown
+        || o.settings_storm.is_some();
     CAPTURE.set_frame_limit(if keeps_counting { None } else { o.frames });
     // The main view draws every output channel in order: more channels, more draws per frame.
     for channel in 0..o.views {
@@ -856,6 +858,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
             || interrupted();
         let reached = reached
             && churn.as_ref().is_none_or(|c| c.done())
+            && (o.settings_storm.is_none() || storm.done)
             && (!o.schedule_when_shown || next_still >= targets.len() && pending.is_empty());
         let grace_over = match (removal_planned, removal_at) {
             (false, _) => true,
