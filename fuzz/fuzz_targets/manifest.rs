@@ -10,7 +10,10 @@ fuzz_target!(|data: &[u8]| {
     match Manifest::parse(&text) {
         Ok(m) => {
             let (w, h) = m.input_size();
-            assert!((8..=4096).contains(&w) && (8..=4096).contains(&h), "{w}x{h}");
+            assert!(
+                (8..=4096).contains(&w) && (8..=4096).contains(&h),
+                "{w}x{h}"
+            );
             assert!(m.input.mean.iter().all(|v| v.is_finite()));
             assert!(m.input.std.iter().all(|v| v.is_finite() && *v != 0.0));
         }

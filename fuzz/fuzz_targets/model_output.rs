@@ -46,9 +46,16 @@ fuzz_target!(|data: &[u8]| {
     if pixels == 0 {
         return;
     }
-    let layout = if rest[4] & 0x80 != 0 { Layout::Nchw } else { Layout::Nhwc };
+    let layout = if rest[4] & 0x80 != 0 {
+        Layout::Nchw
+    } else {
+        Layout::Nhwc
+    };
     let mut out = vec![0.5f32; pixels];
     if person_probability(&values, channels, layout, &spec, pixels, &mut out).is_ok() {
-        assert!(out.iter().all(|p| (0.0..=1.0).contains(p)), "{values:?} -> {out:?}");
+        assert!(
+            out.iter().all(|p| (0.0..=1.0).contains(p)),
+            "{values:?} -> {out:?}"
+        );
     }
 });

@@ -10,7 +10,11 @@ fuzz_target!(|data: &[u8]| {
     let [w, h, pad, flags, pixels @ ..] = data else {
         return;
     };
-    let (width, height, pad) = (usize::from(w % 65), usize::from(h % 65), usize::from(pad % 9));
+    let (width, height, pad) = (
+        usize::from(w % 65),
+        usize::from(h % 65),
+        usize::from(pad % 9),
+    );
     let stride = width * 4 + pad;
     let bgra: Vec<u8> = (0..stride * height)
         .map(|i| pixels.get(i % pixels.len().max(1)).copied().unwrap_or(0))
@@ -21,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
             "input": {{ "name": "input", "shape": {}, "layout": "{}", "channel_order": "{}",
                         "mean": [0.5, 127.5, 1.0], "std": [255.0, 0.5, 1e-3] }},
             "output": {{ "name": "out", "kind": "probability", "person_channel": 0 }}}}"#,
-        if nchw { "[1, 3, 64, 64]" } else { "[1, 64, 64, 3]" },
+        if nchw {
+            "[1, 3, 64, 64]"
+        } else {
+            "[1, 64, 64, 3]"
+        },
         if nchw { "NCHW" } else { "NHWC" },
         if flags & 2 == 2 { "BGR" } else { "RGB" },
     ))
