@@ -200,8 +200,8 @@ pub fn slope(xs: &[f64], ys: &[f64]) -> f64 {
 
 /// Trends of the samples taken at `warmup_s` and later: RSS growth (median of the last three
 /// samples minus that of the first three, MiB), its least-squares slope (MiB per hour), and the
-/// RSS at each start of a `cycle_s` cycle of the schedule with its growth from the first to the
-/// last (like with like: the same model and mode loaded); the range of threads, file
+/// RSS and the heap in use at each start of a `cycle_s` cycle of the schedule with their growth
+/// from the first to the last (like with like: the same model and mode loaded); the range of threads, file
 /// descriptors and graphics objects; lagged frames per minute in the first and second half;
 /// the longest time without a new mask; every sample (`samples`).
 pub fn summary(samples: &[Value], warmup_s: f64, cycle_s: f64) -> Value {
@@ -240,18 +240,24 @@ pub fn summary(samples: &[Value], warmup_s: f64, cycle_s: f64) -> Value {
             _ => f64::NAN,
         }
     };
-    let cycle_rss: Vec<f64> = after
-        .iter()
-        .filter(|s| {
-            let c = f(s, "t") / cycle_s;
-            cycle_s > 0.0 && (c - c.round()).abs() * cycle_s < 1.0
-        })
-        .map(|s| f(s, "rss_kb") / 1024.0)
-        .collect();
-    let cycle_growth = match (cycle_rss.first(), cycle_rss.last()) {
-        (Some(a), Some(b)) if cycle_rss.len() >= 2 => b - a,
-        _ => f64::NAN,
+    // A sample's `key` (KiB) in MiB at each start of a cycle, and its growth first to last.
+    let at_cycle_starts = |key: &str| -> (Vec<f64>, f64) {
+        let v: Vec<f64> = after
+            .iter()
+            .filter(|s| {
+                let c = f(s, "t") / cycle_s;
+                cycle_s > 0.0 && (c - c.round()).abs() * cycle_s < 1.0
+            })
+            .map(|s| f(s, key) / 1024.0)
+            .collect();
+        let growth = match (v.first(), v.last()) {
+            (Some(a), Some(b)) if v.len() >= 2 => b - a,
+            _ => f64::NAN,
+        };
+        (v, growth)
     };
+    let (cycle_rss, cycle_growth) = at_cycle_starts("rss_kb");
+    let (cycle_heap, heap_growth) = at_cycle_starts("heap_in_use_kb");
     let half = after.len() / 2;
     // the longest stretch with the masks count unchanged (the filter off, the source hidden
     // and a model switch included), s
@@ -276,6 +282,10 @@ pub fn summary(samples: &[Value], warmup_s: f64, cycle_s: f64) -> Value {
         }),
         "rss_mb_at_cycle_starts": cycle_rss,
         "rss_cycle_growth_mb": cycle_growth,
+        // glibc's heap in use (mallinfo2), like with like: a leak shows here, while the
+        // resident memory also moves with what glibc keeps free
+        "heap_in_use_mb_at_cycle_starts": cycle_heap,
+        "heap_in_use_cycle_growth_mb": heap_growth,
         "threads": range("threads"),
         "fds": range("fds"),
         "gpu_objects": range("gpu_objects"),
