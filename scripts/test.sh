@@ -20,6 +20,9 @@ PROPTEST_CASES=${BACKDROP_PROPTEST_CASES:-50000} cargo test --release -q -p back
 bash scripts/fuzz.sh "${BACKDROP_FUZZ_SECONDS:-60}"
 # The plugin in OBS under valgrind's memcheck: no error in the plugin's code (about 5 minutes).
 bash scripts/valgrind.sh
+# The plugin and the host built with AddressSanitizer, three runs in OBS with LeakSanitizer
+# (about 4 minutes with the build).
+bash scripts/asan.sh
 # By default show what the passing tests print (the measured IoU, frame counts, timings).
 [ $# -gt 0 ] || set -- -- --show-output
 if [ -n "${DISPLAY:-}" ]; then

@@ -23,6 +23,9 @@
 //! the filter's *target* being drawn (the source under the filter, drawn with or without it) and
 //! is counted apart.
 
+// A sanitizer build has no interposers; what only they use is unused there.
+#![cfg_attr(backdrop_sanitizer, allow(dead_code))]
+
 use std::cell::Cell;
 use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -395,6 +398,9 @@ pub fn counts() -> Vec<(u32, u64)> {
 ///
 /// # Safety
 /// As `malloc(3)`.
+// Not in a sanitizer build (RUSTFLAGS --cfg backdrop_sanitizer, scripts/asan.sh): the
+// sanitizer's runtime interposes the allocator itself.
+#[cfg(not(backdrop_sanitizer))]
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
     count_one();
@@ -405,6 +411,9 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 ///
 /// # Safety
 /// As `calloc(3)`.
+// Not in a sanitizer build (RUSTFLAGS --cfg backdrop_sanitizer, scripts/asan.sh): the
+// sanitizer's runtime interposes the allocator itself.
+#[cfg(not(backdrop_sanitizer))]
 #[no_mangle]
 pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     count_one();
@@ -415,6 +424,9 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
 ///
 /// # Safety
 /// As `realloc(3)`.
+// Not in a sanitizer build (RUSTFLAGS --cfg backdrop_sanitizer, scripts/asan.sh): the
+// sanitizer's runtime interposes the allocator itself.
+#[cfg(not(backdrop_sanitizer))]
 #[no_mangle]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     if size != 0 {
@@ -427,6 +439,9 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
 ///
 /// # Safety
 /// As `memalign(3)`.
+// Not in a sanitizer build (RUSTFLAGS --cfg backdrop_sanitizer, scripts/asan.sh): the
+// sanitizer's runtime interposes the allocator itself.
+#[cfg(not(backdrop_sanitizer))]
 #[no_mangle]
 pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
     count_one();
@@ -437,6 +452,9 @@ pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
 ///
 /// # Safety
 /// As `aligned_alloc(3)`.
+// Not in a sanitizer build (RUSTFLAGS --cfg backdrop_sanitizer, scripts/asan.sh): the
+// sanitizer's runtime interposes the allocator itself.
+#[cfg(not(backdrop_sanitizer))]
 #[no_mangle]
 pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
     count_one();
@@ -447,6 +465,9 @@ pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void
 ///
 /// # Safety
 /// As `posix_memalign(3)`.
+// Not in a sanitizer build (RUSTFLAGS --cfg backdrop_sanitizer, scripts/asan.sh): the
+// sanitizer's runtime interposes the allocator itself.
+#[cfg(not(backdrop_sanitizer))]
 #[no_mangle]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
     if !align.is_power_of_two() || align % std::mem::size_of::<*mut c_void>() != 0 {
