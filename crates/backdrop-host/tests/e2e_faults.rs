@@ -224,6 +224,7 @@ onnx.save(m, {dst:?})
         src = src.to_str().unwrap(),
         dst = dst.to_str().unwrap()
     );
+    std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
     let ok = std::process::Command::new(python)
         .args(["-c", &script])
         .status()
