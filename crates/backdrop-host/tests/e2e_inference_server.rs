@@ -330,12 +330,20 @@ fn the_server_dies_mid_stream_and_comes_back_while_video_flows() {
             b["t"]
         );
     }
-    // A miss costs a frame's mask, and only MISSES_BEFORE_FALLBACK of them are spent.
+    // A miss costs a frame's mask, and the outage spends only MISSES_BEFORE_FALLBACK of them
+    // (an answer later than the deadline before the kill is a miss too, on a busy machine: the
+    // count is taken from the kill).
+    println!(
+        "misses: {} before the kill, {} at the fallback, {} at the end",
+        stat(&before, "remote_misses"),
+        stat(&fell, "remote_misses"),
+        stat(&back, "remote_misses")
+    );
     assert_eq!(
-        stat(&back, "remote_misses"),
+        stat(&fell, "remote_misses") - stat(&before, "remote_misses"),
         i64::from(MISSES_BEFORE_FALLBACK),
         "{}",
-        back["stats"]
+        fell["stats"]
     );
     assert_eq!(stat(&back, "remote_fallbacks"), 1);
     assert_eq!(stat(&back, "remote_recoveries"), 1);
