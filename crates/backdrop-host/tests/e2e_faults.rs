@@ -508,6 +508,8 @@ fn a_500_ms_model_never_stalls_the_video_and_shutdown_ends_its_inference() {
     // waited for.
     let stops = worker_stop_ms(&slow.log());
     assert_eq!(stops.len(), 1, "{}", slow.log());
+    // An ended run is not a refused output: nothing is logged about it.
+    assert!(!slow.log().contains("refused"), "{}", slow.log());
     assert!(
         stops[0] < inference / 2.0,
         "stopped in {} ms; an inference takes {inference} ms",

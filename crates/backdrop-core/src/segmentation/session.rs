@@ -44,6 +44,8 @@ pub struct Model {
     output_name: CString,
     /// Passed to every run: [`Model::stopper`] ends a run in progress from another thread.
     run_options: std::sync::Arc<ort::session::RunOptions>,
+    /// Set by [`RunStopper::stop`]: a failed run was ended on purpose, not refused.
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Set when the runtime refused the pre-allocated output (a model whose output shape is not
     /// what its declared shape says, e.g. dynamic dimensions that are not the input size): runs
     /// then go through `Session::run`, which allocates, and follow the real output shape.
@@ -54,6 +56,22 @@ pub struct Model {
     pub provider_note: Option<String>,
     /// The execution provider the session runs on: the requested one, or CPU after a fallback.
     pub provider: super::runtime::Provider,
+}
+
+/// Ends a [`Model`]'s run in progress, and every later one, from another thread (see
+/// [`Model::stopper`]).
+pub struct RunStopper {
+    options: std::sync::Arc<ort::session::RunOptions>,
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RunStopper {
+    /// Sets ONNX Runtime's terminate flag: the run returns an error at its next node.
+    pub fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Release);
+        let _ = self.options.terminate();
+    }
 }
 
 impl Model {
@@ -162,6 +180,7 @@ impl Model {
             input_name: name(&manifest.input.name)?,
             output_name: name(&manifest.output.name)?,
             allocating_run: false,
+            stopped: Default::default(),
             run_options: std::sync::Arc::new(
                 ort::session::RunOptions::new().map_err(|e| format!("run options: {e}"))?,
             ),
@@ -206,8 +225,11 @@ impl Model {
     /// What ends this model's run in progress, and every later one, from another thread
     /// (`RunOptions::terminate`; the run then fails): a filter being destroyed does not wait
     /// for an inference of a slow model to finish.
-    pub fn stopper(&self) -> std::sync::Arc<ort::session::RunOptions> {
-        self.run_options.clone()
+    pub fn stopper(&self) -> RunStopper {
+        RunStopper {
+            options: self.run_options.clone(),
+            stopped: self.stopped.clone(),
+        }
     }
 
     /// Runs the session on the packed tensor and converts the output to person probability,
@@ -216,6 +238,9 @@ impl Model {
         if !self.allocating_run {
             match self.run_preallocated() {
                 Ok(()) => {}
+                Err(e) if self.stopped.load(std::sync::atomic::Ordering::Acquire) => {
+                    return Err(e); // ended by the stopper: nothing was refused
+                }
                 Err(e) => {
                     // e.g. an output whose real shape differs from the declared one: the runtime
                     // cannot write into our tensor; let it allocate the output from now on

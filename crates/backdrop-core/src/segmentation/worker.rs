@@ -10,7 +10,7 @@ use super::remote::{
     HEALTH_BACKOFF_MAX_MS,
 };
 use super::runtime::{self, Provider};
-use super::session::{Model, SessionOptions};
+use super::session::{Model, RunStopper, SessionOptions};
 use super::stats::Rolling;
 use crate::mask::refine::{RefineParams, Refiner};
 use crate::mask::roi::{AspectMode, Region, RegionTracker};
@@ -304,7 +304,7 @@ pub struct Shared {
     /// be loaded when the settings changed: the model read before keeps running.
     pub model_file_warning: Mutex<Option<String>>,
     /// Ends the loaded model's run in progress when the worker stops (see [`Model::stopper`]).
-    stopper: Mutex<Option<Arc<ort::session::RunOptions>>>,
+    stopper: Mutex<Option<RunStopper>>,
     /// Frames handed over but overwritten before the worker took them.
     pub frames_dropped: AtomicU64,
     /// Input size (width << 32 | height) of the loaded model, 0 when none: the size the graphics
@@ -441,7 +441,7 @@ impl Drop for Worker {
         let started = Instant::now();
         self.shared.stop.store(true, Ordering::Release);
         if let Some(stopper) = lock(&self.shared.stopper).as_ref() {
-            let _ = stopper.terminate(); // a run in progress returns at its next node
+            stopper.stop(); // a run in progress returns at its next node
         }
         {
             let _guard = lock(&self.shared.input);
