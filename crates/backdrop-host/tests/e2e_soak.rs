@@ -89,11 +89,13 @@ fn five_minutes_of_changes_leave_memory_threads_fds_and_gpu_objects_flat() {
     assert!(growth < 24.0, "RSS grew {growth} MB: {shown}");
     // The heap in use (glibc's mallinfo2), like with like, is the finer measure: it does not
     // move with what glibc keeps free. The hour: +0.8 MB over 55 minutes, swinging 10-20 MB with
-    // the model loaded. 8 MB over the four judged minutes catches a leak of ~0.3 MB per action.
+    // the model loaded; two clean-clone CI runs measured +2.4 and +5.2 MB here (a sample can
+    // land while a model loads). 12 MB over the four judged minutes catches a leak of ~0.4 MB
+    // per action.
     let heap = soak["heap_in_use_cycle_growth_mb"]
         .as_f64()
         .unwrap_or(f64::NAN);
-    assert!(heap < 8.0, "heap in use grew {heap} MB: {shown}");
+    assert!(heap < 12.0, "heap in use grew {heap} MB: {shown}");
     // The filter never stops making masks for long: off for 5 s and hidden for 5 s at most,
     // seen at 10 s sampling.
     let stuck = soak["longest_without_new_mask_s"]
