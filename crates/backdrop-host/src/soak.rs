@@ -34,6 +34,43 @@ pub fn process_sample() -> (u64, u64, u64) {
     (field("VmRSS:"), field("Threads:"), fds)
 }
 
+/// The resident memory (KiB) by kind of mapping, from `/proc/self/smaps`: the main heap
+/// (`[heap]`, glibc's main arena), anonymous mappings (other threads' malloc arenas, large
+/// mmapped allocations, stacks, the GL driver's buffers) and file mappings (libraries, models).
+pub fn resident_by_kind() -> (u64, u64, u64) {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let (mut heap, mut anon, mut file) = (0, 0, 0);
+    let mut kind = None;
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // a mapping's header: "start-end perms offset dev inode [path]"
+        let header = fields.first().is_some_and(|f| {
+            f.contains('-') && f.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+        });
+        if header {
+            let path = fields.get(5).copied();
+            kind = Some(match path {
+                Some("[heap]") => 0,
+                None => 1,
+                Some(p) if p.starts_with('[') => 1,
+                Some(_) => 2,
+            });
+        } else if let (Some(k), Some(v)) = (kind, line.strip_prefix("Rss:")) {
+            let kb: u64 = v
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            match k {
+                0 => heap += kb,
+                1 => anon += kb,
+                _ => file += kb,
+            }
+        }
+    }
+    (heap, anon, file)
+}
+
 /// What is undone after [`OFF_FOR`].
 enum Restore {
     Enable,
@@ -73,6 +110,7 @@ impl Soak {
             self.next_sample += SAMPLE_EVERY;
             let (rss_kb, threads, fds) = process_sample();
             let (heap_in_use_kb, heap_free_kb, _) = heap_sample();
+            let (rss_heap_kb, rss_anon_kb, rss_file_kb) = resident_by_kind();
             let s = stats.as_ref();
             let get = |k: &str| s.and_then(|s| s.get(k)).cloned().unwrap_or(Value::Null);
             self.samples.push(json!({
@@ -81,6 +119,10 @@ impl Soak {
                 // glibc's heap in use and free-but-kept (a leak grows the first)
                 "heap_in_use_kb": heap_in_use_kb,
                 "heap_free_kb": heap_free_kb,
+                // where the resident memory is: the main heap, anonymous and file mappings
+                "rss_heap_kb": rss_heap_kb,
+                "rss_anon_kb": rss_anon_kb,
+                "rss_file_kb": rss_file_kb,
                 "threads": threads,
                 "fds": fds,
                 // SAFETY: a plain counter read of the running libobs.
@@ -258,6 +300,16 @@ pub fn summary(samples: &[Value], warmup_s: f64, cycle_s: f64) -> Value {
     };
     let (cycle_rss, cycle_growth) = at_cycle_starts("rss_kb");
     let (cycle_heap, heap_growth) = at_cycle_starts("heap_in_use_kb");
+    let by_kind: Value = ["rss_heap_kb", "rss_anon_kb", "rss_file_kb"]
+        .iter()
+        .map(|k| {
+            (
+                k.trim_end_matches("_kb").to_string(),
+                json!(at_cycle_starts(k).1),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
     let half = after.len() / 2;
     // the longest stretch with the masks count unchanged (the filter off, the source hidden
     // and a model switch included), s
@@ -286,6 +338,8 @@ pub fn summary(samples: &[Value], warmup_s: f64, cycle_s: f64) -> Value {
         // resident memory also moves with what glibc keeps free
         "heap_in_use_mb_at_cycle_starts": cycle_heap,
         "heap_in_use_cycle_growth_mb": heap_growth,
+        // the RSS's cycle growth by kind of mapping (MiB): main heap, anonymous, files
+        "rss_cycle_growth_mb_by_kind": by_kind,
         "threads": range("threads"),
         "fds": range("fds"),
         "gpu_objects": range("gpu_objects"),
