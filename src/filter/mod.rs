@@ -511,6 +511,8 @@ impl Filter {
             // background images read: the first, and each reload of a changed file
             "background_image_loads": self.image_loads.load(Ordering::Relaxed),
             "frames_dropped": shared.frames_dropped.load(std::sync::atomic::Ordering::Relaxed),
+            // ONNX Runtime sessions built so far (a switch back to the model used before builds none)
+            "model_loads": shared.model_loads.load(std::sync::atomic::Ordering::Relaxed),
             "preprocess_ms_median": q(&t.preprocess, 0.5),
             "inference_ms_median": q(&t.inference, 0.5),
             "inference_ms_p95": q(&t.inference, 0.95),

@@ -56,6 +56,8 @@ pub struct Model {
     pub provider_note: Option<String>,
     /// The execution provider the session runs on: the requested one, or CPU after a fallback.
     pub provider: super::runtime::Provider,
+    /// The options the model was loaded with (as requested, before any fallback).
+    pub options: SessionOptions,
 }
 
 /// Ends a [`Model`]'s run in progress, and every later one, from another thread (see
@@ -193,6 +195,7 @@ impl Model {
             },
             provider_note,
             provider,
+            options,
         })
     }
 
