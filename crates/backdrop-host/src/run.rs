@@ -712,7 +712,7 @@ fn run_session(o: &Options, canvas: &mut Canvas, probe: Option<Probe>) -> Result
     let mut churn = (o.churn != (0, 0)).then(|| crate::soak::Churn::new(o.churn.0, o.churn.1));
     let mut soak = o
         .soak
-        .map(|(period, warmup)| crate::soak::Soak::new(period, warmup, o.views));
+        .map(|(period, warmup)| crate::soak::Soak::new(period, warmup, o.views, o.duration));
     let mut timeline = match &o.timeline {
         Some(p) => Some(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("--timeline {}", p.display()))?,
