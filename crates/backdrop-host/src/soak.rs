@@ -108,7 +108,7 @@ impl Sample {
         }
     }
 
-    fn to_json(&self) -> Value {
+    fn to_json(self) -> Value {
         json!({
             "t": self.t,
             "rss_kb": self.rss_kb,
@@ -272,7 +272,7 @@ impl Soak {
 
     /// The samples and their trends after the warmup (see [`summary`]).
     pub fn finish(&self) -> Value {
-        let samples: Vec<Value> = self.samples.iter().map(Sample::to_json).collect();
+        let samples: Vec<Value> = self.samples.iter().copied().map(Sample::to_json).collect();
         let mut s = summary(
             &samples,
             self.warmup.as_secs_f64(),
