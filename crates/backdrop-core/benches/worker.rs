@@ -104,6 +104,20 @@ fn bench(c: &mut Criterion) {
             })
         });
         let raw = model.infer(&bgra, w as usize * 4).unwrap().to_vec();
+        // the map of the person's inner pixels made from each inferred mask (what the motion
+        // check compares), at the model's input size
+        let (mut above, mut pixels) = (Vec::new(), Vec::new());
+        c.bench_function(&format!("{id}/person_pixels"), |b| {
+            b.iter(|| {
+                std::hint::black_box(motion::person_pixels(
+                    &raw,
+                    (mw, mh),
+                    (w as usize, h as usize),
+                    &mut above,
+                    &mut pixels,
+                ))
+            })
+        });
         // refinement works in place, so each iteration starts from a copy of the model's output
         // (a 4-byte-per-pixel memcpy the worker itself does not make)
         c.bench_function(&format!("{id}/postprocess"), |b| {

@@ -88,6 +88,8 @@ pub struct Cadence {
     region: Region,
     /// BGRA-shaped map of the person's inner pixels (`motion::person_pixels`), for keeping.
     person_pixels: Vec<u8>,
+    /// Scratch for `person_pixels`: the last mask thresholded, one byte per pixel.
+    person_above: Vec<u8>,
     has_person: bool,
     /// 255 where the last mask is above 0.5, at the small frame's size, for the motion search.
     person_luma: Vec<u8>,
@@ -212,6 +214,7 @@ impl Cadence {
             prob,
             (mask_width, mask_height),
             (width, height),
+            &mut self.person_above,
             &mut self.person_pixels,
         );
         if !self.params.warp {
@@ -224,6 +227,13 @@ impl Cadence {
                 let my = (y * mask_height / height).min(mask_height - 1);
                 let row = &prob[my * mask_width..][..mask_width];
                 let out = &mut self.person_luma[y * width..][..width];
+                if mask_width == width {
+                    // the usual case (the mask at the model's input size): vectorised
+                    for (o, &p) in out.iter_mut().zip(row) {
+                        *o = if p > 0.5 { 255 } else { 0 };
+                    }
+                    continue;
+                }
                 // mask column floor(x * mask_width / width), stepped without a division
                 let (mut mx, mut acc) = (0, 0);
                 for o in out {

@@ -22,11 +22,13 @@ pub const PERSON_PROBABILITY: f32 = 0.8;
 /// of the small frame) 255 in the colour bytes of each pixel where `mask` (a `mask_width` x
 /// `mask_height` probability plane covering the same frame, any resolution) is above
 /// [`PERSON_PROBABILITY`] there and [`PERSON_INSET`] px away on all four sides, 0 elsewhere and
-/// in every alpha byte. Returns whether any pixel is the person's.
+/// in every alpha byte. `above` is scratch (resized to `width * height`: the thresholded mask,
+/// one byte per pixel). Returns whether any pixel is the person's.
 pub fn person_pixels(
     mask: &[f32],
     (mask_width, mask_height): (usize, usize),
     (width, height): (usize, usize),
+    above: &mut Vec<u8>,
     pixels: &mut Vec<u8>,
 ) -> bool {
     pixels.clear();
@@ -34,15 +36,21 @@ pub fn person_pixels(
     if mask.len() < mask_width * mask_height || mask_width == 0 || mask_height == 0 {
         return false;
     }
-    // the mask resampled (nearest) to the frame, thresholded: one byte per pixel, kept in the
-    // alpha bytes of `pixels` until the colour bytes are written
-    for y in 0..height {
+    // the mask resampled (nearest) to the frame, thresholded: one byte per pixel, 0 or 1
+    above.clear();
+    above.resize(width * height, 0);
+    for (y, out) in above.chunks_exact_mut(width.max(1)).enumerate() {
         let row = &mask[(y * mask_height / height) * mask_width..][..mask_width];
-        let out = &mut pixels[y * width * 4..][..width * 4];
+        if mask_width == width {
+            for (o, &p) in out.iter_mut().zip(row) {
+                *o = u8::from(p > PERSON_PROBABILITY);
+            }
+            continue;
+        }
         // mask column floor(x * mask_width / width), stepped without a division per pixel
         let (mut mx, mut acc) = (0, 0);
-        for o in out.chunks_exact_mut(4) {
-            o[3] = (row[mx.min(mask_width - 1)] > PERSON_PROBABILITY) as u8;
+        for o in out.iter_mut() {
+            *o = u8::from(row[mx.min(mask_width - 1)] > PERSON_PROBABILITY);
             acc += mask_width;
             while acc >= width {
                 acc -= width;
@@ -50,30 +58,52 @@ pub fn person_pixels(
             }
         }
     }
+    // Inside the person by PERSON_INSET px on all four sides (the frame's edge clamps): pixels
+    // at the edge mix in what is behind (hair, motion blur), and that may move. Row by row
+    // over whole slices, so the compiler vectorises the interior.
     let e = PERSON_INSET;
-    let inside = |pixels: &[u8], x: usize, y: usize| pixels[(y * width + x) * 4 + 3] != 0;
-    let mut found = false;
+    let mut found = 0u8;
     for y in 0..height {
-        let (up, down) = (y.saturating_sub(e), (y + e).min(height - 1));
-        for x in 0..width {
-            // Inside the person by PERSON_INSET px on all four sides: pixels at the edge mix
-            // in what is behind (hair, motion blur), and that may move.
-            if inside(pixels, x, y)
-                && inside(pixels, x.saturating_sub(e), y)
-                && inside(pixels, (x + e).min(width - 1), y)
-                && inside(pixels, x, up)
-                && inside(pixels, x, down)
-            {
-                pixels[(y * width + x) * 4..][..3].fill(255);
-                found = true;
+        let row = |y: usize| &above[y * width..][..width];
+        let (here, up, down) = (
+            row(y),
+            row(y.saturating_sub(e)),
+            row((y + e).min(height - 1)),
+        );
+        let out = &mut pixels[y * width * 4..][..width * 4];
+        let at = |x: usize| here[x] & up[x] & down[x];
+        if width > 2 * e {
+            for x in 0..e {
+                found |= mark(&mut out[x * 4..][..4], at(x) & here[0] & here[x + e]);
+            }
+            let inner = width - 2 * e;
+            let (left, centre, right) = (&here[..inner], &here[e..][..inner], &here[2 * e..]);
+            let (u, d) = (&up[e..][..inner], &down[e..][..inner]);
+            for (i, o) in out[e * 4..][..inner * 4].chunks_exact_mut(4).enumerate() {
+                found |= mark(o, left[i] & centre[i] & right[i] & u[i] & d[i]);
+            }
+            for x in width - e..width {
+                found |= mark(
+                    &mut out[x * 4..][..4],
+                    at(x) & here[x - e] & here[width - 1],
+                );
+            }
+        } else {
+            for x in 0..width {
+                let inside = at(x) & here[x.saturating_sub(e)] & here[(x + e).min(width - 1)];
+                found |= mark(&mut out[x * 4..][..4], inside);
             }
         }
     }
-    // alpha bytes back to 0, as documented
-    for p in pixels.chunks_exact_mut(4) {
-        p[3] = 0;
-    }
-    found
+    found != 0
+}
+
+/// Writes one pixel of [`person_pixels`] (`inside` 0 or 1) into its 4 bytes; returns `inside`.
+#[inline(always)]
+fn mark(pixel: &mut [u8], inside: u8) -> u8 {
+    // B, G, R 255 and alpha 0 for the person's pixels, all 0 elsewhere
+    pixel.copy_from_slice(&(u32::from(inside) * 0x00FF_FFFF).to_le_bytes());
+    inside
 }
 
 /// How far inside the mask's edge, in px of the small frame, a pixel must be to count as the
@@ -333,8 +363,14 @@ mod tests {
         let mask: Vec<f32> = (0..32 * 32)
             .map(|i| if i % 32 < 16 { 0.9 } else { 0.1 })
             .collect();
-        let mut pixels = Vec::new();
-        assert!(person_pixels(&mask, (32, 32), (64, 64), &mut pixels));
+        let (mut above, mut pixels) = (Vec::new(), Vec::new());
+        assert!(person_pixels(
+            &mask,
+            (32, 32),
+            (64, 64),
+            &mut above,
+            &mut pixels
+        ));
         assert_eq!(pixels.len(), 64 * 64 * 4);
         assert_eq!(&pixels[..8], &[255, 255, 255, 0, 255, 255, 255, 0]);
         assert_eq!(&pixels[32 * 4..32 * 4 + 4], &[0, 0, 0, 0]);
@@ -347,6 +383,59 @@ mod tests {
         let moved = frame(64, 64, |x, y| if x < 16 && y < 16 { 150 } else { 100 });
         // (by 50 levels, counted as CLIP)
         assert!((block_change_where(&a, &moved, 64, 64, Some(&pixels)) - CLIP as f32).abs() < 1e-6);
+    }
+
+    /// The definition of `person_pixels`, pixel by pixel.
+    fn person_pixels_by_definition(
+        mask: &[f32],
+        (mw, mh): (usize, usize),
+        (w, h): (usize, usize),
+    ) -> Vec<u8> {
+        let above =
+            |x: usize, y: usize| mask[(y * mh / h) * mw + (x * mw / w)] > PERSON_PROBABILITY;
+        let e = PERSON_INSET;
+        let mut out = vec![0u8; w * h * 4];
+        for y in 0..h {
+            for x in 0..w {
+                if above(x, y)
+                    && above(x.saturating_sub(e), y)
+                    && above((x + e).min(w - 1), y)
+                    && above(x, y.saturating_sub(e))
+                    && above(x, (y + e).min(h - 1))
+                {
+                    out[(y * w + x) * 4..][..3].fill(255);
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn person_pixels_follow_their_definition(
+            (mw, mh, w, h, seed) in (1usize..40, 1usize..40, 1usize..70, 1usize..70, 0u64..1000)
+        ) {
+            // blobs: a few discs of probability 0.9 on 0.1, and some noise at the threshold
+            let mut r = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let mut next = || {
+                r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (r >> 33) as f32 / (1u64 << 31) as f32
+            };
+            let discs: Vec<(f32, f32, f32)> =
+                (0..3).map(|_| (next() * mw as f32, next() * mh as f32, next() * 20.0)).collect();
+            let mask: Vec<f32> = (0..mw * mh)
+                .map(|i| {
+                    let (x, y) = ((i % mw) as f32, (i / mw) as f32);
+                    let inside = discs.iter().any(|&(cx, cy, rad)| (x - cx).hypot(y - cy) < rad);
+                    if next() < 0.05 { PERSON_PROBABILITY } else if inside { 0.9 } else { 0.1 }
+                })
+                .collect();
+            let (mut above, mut pixels) = (Vec::new(), Vec::new());
+            let found = person_pixels(&mask, (mw, mh), (w, h), &mut above, &mut pixels);
+            let expected = person_pixels_by_definition(&mask, (mw, mh), (w, h));
+            proptest::prop_assert_eq!(&pixels, &expected);
+            proptest::prop_assert_eq!(found, expected.contains(&255));
+        }
     }
 
     #[test]
