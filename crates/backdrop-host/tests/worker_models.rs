@@ -1,7 +1,7 @@
 //! Model switches in the real worker thread with the shipped models in the real ONNX Runtime:
 //! switching back to the model that ran before takes up the kept one (no session is built),
-//! other session options (intra-op threads) build a new session, and every model switched to
-//! produces masks from real frames of a person.
+//! other session options (intra-op threads) build a new session, a kept model unused past its
+//! time is dropped, and every model switched to produces masks from real frames of a person.
 
 use backdrop_core::mask::roi::Region;
 use backdrop_core::segmentation::manifest::Manifest;
@@ -112,6 +112,20 @@ fn switching_back_takes_up_the_kept_model_and_new_options_load_again() {
         );
         shares.push(share);
     }
+    // A spare kept unused past its time is dropped when the next frame comes: switching back
+    // to it builds a session again. (The spare is now selfie_general with 2 threads.)
+    shared.spare_kept_for_ms.store(0, Ordering::Relaxed);
+    // the same request again (the filter sends one on every settings update): the same
+    // model runs on, and the next frame is inferred, not kept by the motion gate
+    shared.set_request(request("selfie_landscape", 2));
+    settle_and_infer(&shared, landscape, 4, &frame);
+    shared.set_request(request("selfie_general", 2));
+    let share = settle_and_infer(&shared, general, 5, &frame);
+    eprintln!("selfie_general, 2 thread(s), its spare dropped: 5 session builds, share {share:.3}");
+    assert!(
+        (share - shares[5]).abs() < 0.01,
+        "{share} against {shares:?}"
+    );
     // the kept model gives the masks it gave before
     assert!((shares[0] - shares[2]).abs() < 0.01, "{shares:?}");
     assert!((shares[1] - shares[3]).abs() < 0.01, "{shares:?}");

@@ -17,7 +17,7 @@ use crate::mask::roi::{AspectMode, Region, RegionTracker};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Locks a mutex, ignoring poisoning (a panic elsewhere must not take the video down).
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -215,6 +215,12 @@ impl Default for Timings {
 /// wall (a real model still varies over it) never trips it.
 pub const DEGENERATE_AFTER: u32 = 30;
 
+/// How long the model that ran before a switch is kept unused (see `Spare`) before it is
+/// dropped: long enough for someone comparing two models or a scene switch that changes the
+/// filter's settings, short enough that a single switch does not hold a second session's memory
+/// (3-10 MB) for the rest of the show.
+pub const SPARE_KEPT_FOR: Duration = Duration::from_secs(600);
+
 /// Failed requests in a row after which the worker infers on this computer (and a background
 /// health check waits for the server): at 30 fps with the default 100 ms deadline, a dead
 /// server costs three frames without a new mask, a refused connection about none.
@@ -310,6 +316,9 @@ pub struct Shared {
     /// ONNX Runtime sessions built (model loads and reloads, failed ones included); a switch
     /// back to the spare model builds none.
     pub model_loads: AtomicU64,
+    /// How long the spare model is kept unused, ms ([`SPARE_KEPT_FOR`] unless a host or a test
+    /// changes it); checked when a frame comes.
+    pub spare_kept_for_ms: AtomicU64,
     /// Input size (width << 32 | height) of the loaded model, 0 when none: the size the graphics
     /// thread must downscale to.
     pub input_size: AtomicU64,
@@ -338,6 +347,7 @@ impl Shared {
             stopper: Mutex::new(None),
             frames_dropped: AtomicU64::new(0),
             model_loads: AtomicU64::new(0),
+            spare_kept_for_ms: AtomicU64::new(SPARE_KEPT_FOR.as_millis() as u64),
             input_size: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         }
@@ -514,11 +524,13 @@ struct Steps {
 /// the filter's settings) then costs no load and no fresh allocation; the soak's model switch
 /// every minute let glibc's per-thread arena hold 4-10 MB more or less after each load
 /// (`soak` "rss_anon"). Costs the memory of one more session (2.7 MB of heap for
-/// `selfie_general`, 9.6 MB for `selfie_landscape`).
+/// `selfie_general`, 9.6 MB for `selfie_landscape`), for [`SPARE_KEPT_FOR`] at most.
 struct Spare {
     model: Model,
     /// The model file as it was when the model was read (`None`: it could not be stat'ed).
     stamp: Option<FileStamp>,
+    /// When it stopped running.
+    since: Instant,
 }
 
 /// A load of `manifest`'s file, as it was (`stamp`), that failed with `kind` and `message`.
@@ -588,6 +600,7 @@ fn run(shared: &Shared) {
     let mut steps = Steps::default();
     while let Some(has_frame) = steps.wait(shared) {
         steps.apply_request(shared);
+        steps.expire_spare(shared);
         if !has_frame || !steps.frame_fits_model() {
             continue;
         }
@@ -684,7 +697,8 @@ impl Steps {
     /// (checked on every settings change). Returns whether another model now runs (or none).
     ///
     /// The model that ran before a switch is kept as the spare: switching back to it, with the
-    /// same options and its file unchanged, takes it up again without building a session.
+    /// same options and its file unchanged, takes it up again without building a session
+    /// (within [`SPARE_KEPT_FOR`]; then it is dropped).
     ///
     /// A replaced file that cannot be loaded leaves the running model in place, with a warning
     /// in the status. A load that failed is not tried again until the manifest or the file
@@ -764,9 +778,32 @@ impl Steps {
     fn set_aside(&mut self, shared: &Shared) {
         let stamp = self.model_stamp;
         if let Some(model) = self.model.take() {
-            self.spare = Some(Spare { model, stamp });
+            self.spare = Some(Spare {
+                model,
+                stamp,
+                since: Instant::now(),
+            });
         }
         self.unload(shared);
+    }
+
+    /// Drops the spare model once it has been kept unused for `spare_kept_for_ms`.
+    fn expire_spare(&mut self, shared: &Shared) {
+        let kept_for = Duration::from_millis(shared.spare_kept_for_ms.load(Ordering::Relaxed));
+        if self
+            .spare
+            .as_ref()
+            .is_some_and(|spare| spare.since.elapsed() >= kept_for)
+        {
+            if let Some(spare) = self.spare.take() {
+                log::info!(
+                    "model '{}' dropped: unused for {} s since the last switch",
+                    spare.model.manifest.id,
+                    kept_for.as_secs()
+                );
+            }
+            release_freed_memory();
+        }
     }
 
     /// Drops the running model and what was derived from its masks.
