@@ -195,6 +195,21 @@ fn two_and_eight_filters_on_different_sources_each_make_masks() {
     );
 }
 
+/// A plugin folder of its own for test `name` (`host::plugin_variant`), the Python of `.venv`
+/// that writes derived models ([`derived_model`]) and the path of the folder's shipped general
+/// model; `Err` says which is missing.
+fn variant_and_python(
+    name: &str,
+) -> Result<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf), String> {
+    let plugin = host::plugin_variant(name).ok_or("plugin folder cannot be made")?;
+    let python = common::root().join(".venv/bin/python");
+    if !python.is_file() {
+        return Err(".venv is absent: run scripts/setup.sh".into());
+    }
+    let model = plugin.join("data/models/selfie_segmentation.onnx");
+    Ok((plugin, python, model))
+}
+
 /// Writes `dst`: the model `src` with `body` (Python) appended to its graph. The body gets
 /// `np`, `helper`, `nodes` (to append to), `add_initializer(name, array)`, `inp` (the input's
 /// name), `fast` (the original output, renamed) and must make `out` (the output's name).
@@ -273,14 +288,10 @@ fn put(path: &std::path::Path, bytes: &[u8]) {
 #[test]
 fn the_model_file_replaced_by_another_model_then_by_garbage_while_running() {
     let video = require!(video);
-    let Some(plugin) = host::plugin_variant("model_swap") else {
-        skip!("plugin folder cannot be made")
+    let (plugin, python, model) = match variant_and_python("model_swap") {
+        Ok(v) => v,
+        Err(why) => skip!("{why}"),
     };
-    let python = common::root().join(".venv/bin/python");
-    if !python.is_file() {
-        skip!(".venv is absent: run scripts/setup.sh");
-    }
-    let model = plugin.join("data/models/selfie_segmentation.onnx");
     let original = std::fs::read(&model).unwrap();
     let dir = common::root().join("target/e2e/runs/fault_model_driver");
     let _ = std::fs::remove_dir_all(&dir);
@@ -419,14 +430,10 @@ fn worker_stop_ms(log: &str) -> Vec<f64> {
 fn a_500_ms_model_never_stalls_the_video_and_shutdown_ends_its_inference() {
     let video = require!(video);
     let plugin = require!(plugin);
-    let Some(slow_plugin) = host::plugin_variant("slow_model") else {
-        skip!("plugin folder cannot be made")
+    let (slow_plugin, python, model) = match variant_and_python("slow_model") {
+        Ok(v) => v,
+        Err(why) => skip!("{why}"),
     };
-    let python = common::root().join(".venv/bin/python");
-    if !python.is_file() {
-        skip!(".venv is absent: run scripts/setup.sh");
-    }
-    let model = slow_plugin.join("data/models/selfie_segmentation.onnx");
     let slow = derived_model(
         &python,
         &model,
@@ -520,16 +527,12 @@ fn a_500_ms_model_never_stalls_the_video_and_shutdown_ends_its_inference() {
 #[test]
 fn obs_shuts_down_while_a_model_loads() {
     let video = require!(video);
-    let Some(plugin) = host::plugin_variant("slow_load") else {
-        skip!("plugin folder cannot be made")
+    let (plugin, python, model) = match variant_and_python("slow_load") {
+        Ok(v) => v,
+        Err(why) => skip!("{why}"),
     };
-    let python = common::root().join(".venv/bin/python");
-    if !python.is_file() {
-        skip!(".venv is absent: run scripts/setup.sh");
-    }
     // The general model with a constant that ONNX Runtime folds while it loads the session:
     // 200 Tanh over 4 million values, ~1-2 s of loading, the same masks after.
-    let model = plugin.join("data/models/selfie_segmentation.onnx");
     let slow = derived_model(
         &python,
         &model,
